@@ -1,0 +1,20 @@
+# make serve: set up, import the bundled model, serve on :8001.  make test: set up, run all tests.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PORT ?= 8001
+
+.PHONY: setup serve test bench
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $@
+
+serve: setup
+	$(PY) -m models_import
+	$(VENV)/bin/bentoml serve . --port $(PORT)
+
+test: setup
+	$(PY) -m pytest

@@ -1,0 +1,1 @@
+"""Import a checkpoint into the BentoML model store: ``python -m models_import``."""

@@ -1,0 +1,46 @@
+"""Import a checkpoint into the BentoML model store as ``unet:<version>``.
+
+    python -m models_import                         # the configured checkpoint directory
+    python -m models_import --checkpoint FILE       # one file
+    python -m models_import --checkpoint-dir DIR    # pick best, then final, then newest in DIR
+
+Importing the same file twice does not create a second version.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from nailseg.checkpoint import CheckpointError, find_checkpoint, read_checkpoint
+from nailseg.config import ConfigError, load_settings
+from nailseg.store import import_checkpoint
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m models_import", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--checkpoint", type=Path, help="checkpoint file (.pth, .pt, .ckpt)")
+    source.add_argument("--checkpoint-dir", type=Path, help="directory to pick a checkpoint from")
+    parser.add_argument("--config", type=Path, help="config file (default: config.yaml or $UNET_CONFIG)")
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings(args.config)
+        path = args.checkpoint or find_checkpoint(args.checkpoint_dir or settings.model.checkpoint_dir)
+        ckpt = read_checkpoint(path, fallback_variant=settings.model.model_variant)
+        stored, created = import_checkpoint(ckpt, settings)
+    except (CheckpointError, ConfigError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    info = stored.info.metadata
+    verb = "imported" if created else "already imported as"
+    print(f"{verb} {stored.tag}: {path} ({info['model_variant']}, {info['parameters']:,} parameters, "
+          f"architecture from {info['architecture_source']}, input {info['preprocessing']['image_size']}, "
+          f"preprocessing from {info['preprocessing_source']})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

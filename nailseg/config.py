@@ -1,0 +1,144 @@
+"""Settings: config.yaml (the serving guide's keys), validated, with UNET_<SECTION>_<KEY> overrides.
+
+One Settings object drives the import script, the runner and the API service.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+ENV_PREFIX = "UNET_"
+CONFIG_ENV = "UNET_CONFIG"  # path of the config file; not a setting itself
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ModelSettings(_Section):
+    checkpoint_dir: Path = Path("models/unet/checkpoints")
+    model_variant: Literal["lightweight", "standard", "deep"] = "standard"
+    device: Literal["auto", "cuda", "cpu"] = "auto"
+    fallback_to_cpu: bool = True
+
+
+class PreprocessingSettings(_Section):
+    """Used only where a checkpoint does not say how it was trained."""
+
+    image_size: tuple[int, int] = (256, 256)
+    normalize: bool = True  # true: (x/255 - mean) / std; false: x/255
+    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
+    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+
+
+class InferenceSettings(_Section):
+    batch_size: int = Field(8, ge=1, le=256, description="largest batch the runner forms and preallocates for")
+    threshold: float = Field(0.5, ge=0.0, le=1.0, description="default when a request gives none")
+    enable_confidence: bool = True
+    enable_batch_processing: bool = True
+    max_latency_ms: int = Field(1000, ge=1, description="adaptive batching: longest a request may wait")
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+
+
+class MemorySettings(_Section):
+    pool_size_multiplier: int = Field(2, ge=1, le=64, description="buffer sets: batches that may run at once")
+    enable_gpu_pools: bool = True
+    max_pool_size_gb: float = Field(4, gt=0)
+
+
+class HealthSettings(_Section):
+    startup_validation: bool = True
+    dummy_inference_test: bool = True
+    health_check_interval: float = Field(30, ge=0)
+
+
+class LimitsSettings(_Section):
+    max_body_mb: float = Field(32, gt=0)
+    max_image_pixels: int = Field(40_000_000, gt=0)
+    max_batch_images: int = Field(32, ge=1)
+
+
+class LoggingSettings(_Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_requests: bool = False
+
+
+class Settings(_Section):
+    model: ModelSettings = ModelSettings()
+    preprocessing: PreprocessingSettings = PreprocessingSettings()
+    inference: InferenceSettings = InferenceSettings()
+    memory: MemorySettings = MemorySettings()
+    health: HealthSettings = HealthSettings()
+    limits: LimitsSettings = LimitsSettings()
+    logging: LoggingSettings = LoggingSettings()
+
+    @property
+    def max_body_bytes(self) -> int:
+        return int(self.limits.max_body_mb * 2**20)
+
+
+class ConfigError(Exception):
+    """Bad configuration: one line naming the key (or variable) and the problem."""
+
+
+def _env_overrides(environ: dict[str, str]) -> dict[str, dict[str, Any]]:
+    overrides: dict[str, dict[str, Any]] = {}
+    sections = Settings.model_fields
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX) or name == CONFIG_ENV:
+            continue
+        rest = name[len(ENV_PREFIX):].lower()
+        section = next((s for s in sections if rest.startswith(s + "_")), None)
+        if section is None:
+            continue  # not one of ours
+        key = rest[len(section) + 1:]
+        if key not in sections[section].annotation.model_fields:
+            raise ConfigError(f"{name}: unknown setting unet.{section}.{key}")
+        try:
+            overrides.setdefault(section, {})[key] = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            raise ConfigError(f"{name}: cannot parse value {raw!r}") from None
+    return overrides
+
+
+def load_settings(path: Path | None = None, environ: dict[str, str] | None = None) -> Settings:
+    environ = dict(os.environ if environ is None else environ)
+    path = Path(path or environ.get(CONFIG_ENV) or PROJECT_ROOT / "config.yaml")
+    data: dict[str, Any] = {}
+    if path.exists():
+        try:
+            doc = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+        if not isinstance(doc, dict) or set(doc) - {"unet"}:
+            raise ConfigError(f"{path}: expected a single top-level key 'unet', found {sorted(doc) if isinstance(doc, dict) else type(doc).__name__}")
+        data = doc.get("unet") or {}
+    elif environ.get(CONFIG_ENV):
+        raise ConfigError(f"{path}: config file does not exist")
+    for section, values in _env_overrides(environ).items():
+        if not isinstance(data.get(section, {}), dict):
+            raise ConfigError(f"{path}: unet.{section} must be a mapping")
+        data[section] = {**(data.get(section) or {}), **values}
+    try:
+        settings = Settings.model_validate(data)
+    except ValidationError as e:
+        err = e.errors()[0]
+        where = ".".join(str(p) for p in ("unet", *err["loc"]))
+        more = f" (and {e.error_count() - 1} more)" if e.error_count() > 1 else ""
+        raise ConfigError(f"{path}: {where}: {err['msg']}{more}") from None
+    if not settings.model.checkpoint_dir.is_absolute():
+        settings.model.checkpoint_dir = (path.parent / settings.model.checkpoint_dir).resolve()
+    return settings
+
+
+@functools.cache
+def get_settings() -> Settings:
+    """The process-wide settings (read once)."""
+    return load_settings()

@@ -1,0 +1,170 @@
+"""The inference engine: a model on a device plus reusable, preallocated buffers.
+
+Input is a batch of uint8 RGB images at the model's size (N, H, W, 3); output is the
+probability map (N, H, W) float32. Buffers are allocated once for the largest batch and
+reused: on CUDA, pinned host staging buffers with non-blocking copies into device buffers.
+Several buffer sets ("slots") let that many batches run at once; each call takes one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from nailseg.hardware import cpu_has_fast_bf16
+from nailseg.model import AttentionUNet
+from nailseg.preprocess import Preprocessing, normalize_into
+
+log = logging.getLogger(__name__)
+
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def resolve_precision(requested: str, device: torch.device) -> str:
+    if requested != "auto":
+        if requested == "fp16" and device.type == "cpu":
+            raise ValueError("precision fp16 is for CUDA; use bf16 or fp32 on CPU")
+        return requested
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return "bf16" if cpu_has_fast_bf16() else "fp32"
+
+
+@dataclass
+class _Slot:
+    host_in: torch.Tensor  # (B, H, W, 3) uint8, pinned on CUDA
+    dev_in: torch.Tensor  # (B, 3, H, W) float32 on the device, channels_last
+    host_out: torch.Tensor  # (B, H, W) float32, pinned on CUDA
+    stream: torch.cuda.Stream | None
+
+
+class InferenceEngine:
+    def __init__(self, model: AttentionUNet, prep: Preprocessing, device: torch.device, *, batch_size: int,
+                 slots: int = 1, precision: str = "auto", max_pool_bytes: float = 4 * 2**30,
+                 device_pools: bool = True):
+        self.device = device
+        self.prep = prep
+        self.batch_size = batch_size
+        self.precision = resolve_precision(precision, device)
+        self.model = model.to(device).to(memory_format=torch.channels_last).eval()
+        h, w = prep.image_size
+        per_slot = batch_size * h * w * (3 + 3 * 4 + 4)
+        fit = int(max_pool_bytes // per_slot)
+        if fit < 1:
+            raise ValueError(f"one batch of {batch_size} images at {h}x{w} needs {per_slot / 2**30:.3f} GB, "
+                             f"more than memory.max_pool_size_gb allows")
+        if fit < slots:
+            log.warning("memory.max_pool_size_gb fits %d of %d buffer sets; using %d", fit, slots, fit)
+        self.slot_count = min(slots, fit)
+        self.pool_bytes = self.slot_count * per_slot
+        self._free: queue.SimpleQueue[_Slot] = queue.SimpleQueue()
+        cuda = device.type == "cuda"
+        for _ in range(self.slot_count):
+            self._free.put(_Slot(
+                host_in=torch.empty((batch_size, h, w, 3), dtype=torch.uint8, pin_memory=cuda),
+                dev_in=torch.empty((batch_size, 3, h, w), dtype=torch.float32,
+                                   device=device if device_pools else "cpu").to(memory_format=torch.channels_last),
+                host_out=torch.empty((batch_size, h, w), dtype=torch.float32, pin_memory=cuda),
+                stream=torch.cuda.Stream(device) if cuda else None,
+            ))
+        self._lock = threading.Lock()
+        self._in_flight = 0
+        self.peak_in_flight = 0
+        self.batches = 0
+        self.images = 0
+        self.last_check: float | None = None
+        self.last_check_ok: bool | None = None
+        if cuda:
+            torch.backends.cudnn.benchmark = True
+
+    @property
+    def capacity(self) -> int:
+        return self.slot_count * self.batch_size
+
+    def infer(self, images: np.ndarray) -> np.ndarray:
+        """(N, H, W, 3) uint8 at model size -> (N, H, W) float32 probabilities."""
+        h, w = self.prep.image_size
+        if images.dtype != np.uint8 or images.ndim != 4 or images.shape[1:] != (h, w, 3):
+            raise ValueError(f"expected uint8 (N, {h}, {w}, 3), got {images.dtype} {images.shape}")
+        out = np.empty(images.shape[:3], np.float32)
+        for start in range(0, len(images), self.batch_size):
+            chunk = images[start:start + self.batch_size]
+            with self._slot(len(chunk)) as slot:
+                out[start:start + len(chunk)] = self._run(slot, chunk)
+        return out
+
+    @contextlib.contextmanager
+    def _slot(self, n: int):
+        slot = self._free.get()
+        with self._lock:
+            self._in_flight += n
+            self.peak_in_flight = max(self.peak_in_flight, self._in_flight)
+        try:
+            yield slot
+        finally:
+            with self._lock:
+                self._in_flight -= n
+                self.batches += 1
+                self.images += n
+            self._free.put(slot)
+
+    @torch.inference_mode()
+    def _run(self, slot: _Slot, chunk: np.ndarray) -> np.ndarray:
+        n = len(chunk)
+        slot.host_in[:n].copy_(torch.from_numpy(chunk))
+        stream_ctx = torch.cuda.stream(slot.stream) if slot.stream is not None else contextlib.nullcontext()
+        with stream_ctx:
+            dev_u8 = slot.host_in[:n].to(slot.dev_in.device, non_blocking=True)
+            x = normalize_into(slot.dev_in[:n], dev_u8, self.prep)
+            if x.device != self.device:
+                x = x.to(self.device, non_blocking=True)
+            with torch.autocast(self.device.type, dtype=DTYPES[self.precision], enabled=self.precision != "fp32"):
+                logits = self.model.forward_logits(x)
+            prob = torch.sigmoid(logits[:, 0].float())
+            slot.host_out[:n].copy_(prob, non_blocking=True)
+        if slot.stream is not None:
+            slot.stream.synchronize()
+        return slot.host_out[:n].numpy()
+
+    def warm_up(self) -> None:
+        """Run every batch size once so the first real request pays no first-call costs."""
+        h, w = self.prep.image_size
+        for n in sorted({1, self.batch_size}):
+            self.infer(np.zeros((n, h, w, 3), np.uint8))
+        self.batches = self.images = self.peak_in_flight = 0
+
+    def check(self, dummy_inference: bool) -> bool:
+        """Health check: optionally one forward pass on a blank image; records time and result."""
+        ok = True
+        if dummy_inference:
+            try:
+                h, w = self.prep.image_size
+                prob = self.infer(np.full((1, h, w, 3), 127, np.uint8))
+                ok = bool(np.isfinite(prob).all() and prob.min() >= 0 and prob.max() <= 1)
+            except Exception:  # a health check reports, it does not raise
+                log.exception("health check inference failed")
+                ok = False
+        self.last_check, self.last_check_ok = time.time(), ok
+        return ok
+
+    def utilisation(self) -> dict[str, float | int]:
+        with self._lock:
+            in_flight = self._in_flight
+        return {
+            "input_pool_utilization": in_flight / self.capacity,
+            "output_pool_utilization": in_flight / self.capacity,
+            "peak_pool_utilization": self.peak_in_flight / self.capacity,
+            "mean_batch_fill": self.images / max(self.batches, 1) / self.batch_size,
+            "pool_capacity_images": self.capacity,
+            "pool_slots": self.slot_count,
+            "pool_bytes": self.pool_bytes,
+            "batches_run": self.batches,
+            "images_run": self.images,
+        }

@@ -1,0 +1,194 @@
+"""ASGI middleware in front of the API: request ids, body limit, request validation, error shape.
+
+- Every response carries ``X-Request-ID`` (the client's, if it sent a sane one).
+- POST bodies over the limit get 413 before they are read (Content-Length) or as soon as the
+  limit is passed (chunked uploads).
+- JSON bodies of the validated routes are parsed and checked against their pydantic models
+  here, so a bad request gets our error body (code, message, field details), not BentoML's.
+- Any other error response (404, 405, BentoML's own) is rewritten into the same error shape,
+  without internals.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import uuid
+from typing import Any, Awaitable, Callable
+
+from pydantic import BaseModel, ValidationError
+
+from nailseg.errors import ErrorCode
+from nailseg.schemas import ErrorDetail, ErrorResponse, ModelInfoBrief
+
+Scope = dict[str, Any]
+Message = dict[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+REQUEST_ID_HEADER = b"x-request-id"
+_SANE_ID = re.compile(rb"^[\w.:-]{1,128}$")
+INFRA_PATHS = ("/readyz", "/livez", "/healthz", "/metrics")
+_STATUS_CODES = {404: ErrorCode.NOT_FOUND, 405: ErrorCode.METHOD_NOT_ALLOWED, 413: ErrorCode.BODY_TOO_LARGE,
+                 415: ErrorCode.UNSUPPORTED_MEDIA_TYPE, 503: ErrorCode.RUNNER_UNAVAILABLE}
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+class RequestGuard:
+    def __init__(self, app, *, max_body_bytes: int, validated: dict[str, type[BaseModel]],
+                 model_info: Callable[[], ModelInfoBrief | None]):
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+        self.validated = validated
+        self.model_info = model_info
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started = time.perf_counter()
+        headers = [(k, v) for k, v in scope["headers"] if k != REQUEST_ID_HEADER]
+        given = dict(scope["headers"]).get(REQUEST_ID_HEADER, b"")
+        request_id = given.decode() if _SANE_ID.match(given) else str(uuid.uuid4())
+        scope = {**scope, "headers": [*headers, (REQUEST_ID_HEADER, request_id.encode())]}
+
+        def error(code: ErrorCode, message: str, details: list[dict] | None = None) -> ErrorResponse:
+            return ErrorResponse(
+                error=ErrorDetail(code=code.value, message=message, details=details),
+                request_id=request_id,
+                processing_time_ms=round((time.perf_counter() - started) * 1000, 3),
+                model_info=self.model_info(),
+            )
+
+        schema = self.validated.get(scope["path"]) if scope["method"] == "POST" else None
+        if schema is not None:
+            problem, body = await self._read_and_validate(scope, receive, schema)
+            if problem is not None:
+                return await _send_json(send, problem[0].status, error(*problem), request_id)
+            receive = _replay(body)
+            scope["headers"] = [(k, v) for k, v in scope["headers"] if k != b"content-type"]
+            scope["headers"].append((b"content-type", b"application/json"))
+
+        await self.app(scope, receive, _ErrorShaper(send, request_id, error, scope["path"]))
+
+    async def _read_and_validate(self, scope: Scope, receive: Receive, schema: type[BaseModel]):
+        headers = dict(scope["headers"])
+        length = headers.get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
+            return (ErrorCode.BODY_TOO_LARGE, f"body is {int(length)} bytes; the limit is {self.max_body_bytes}"), b""
+        media = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
+        if media.startswith(b"multipart/") or media == b"application/vnd.bentoml+pickle":
+            return (ErrorCode.UNSUPPORTED_MEDIA_TYPE, f"send a JSON body, not {media.decode(errors='replace')}"), b""
+        try:
+            body = await _read_body(receive, self.max_body_bytes)
+        except _BodyTooLarge:
+            return (ErrorCode.BODY_TOO_LARGE, f"body exceeds the limit of {self.max_body_bytes} bytes"), b""
+        try:
+            data = json.loads(body)
+        except (ValueError, UnicodeDecodeError) as e:
+            return (ErrorCode.INVALID_JSON, f"body is not valid JSON ({e})"), b""
+        if not isinstance(data, dict):
+            return (ErrorCode.INVALID_JSON, f"body must be a JSON object, not {type(data).__name__}"), b""
+        try:
+            schema.model_validate(data)
+        except ValidationError as e:
+            details = [{"field": ".".join(str(p) for p in err["loc"]) or "body", "problem": err["msg"]}
+                       for err in e.errors(include_url=False, include_input=False, include_context=False)]
+            summary = "; ".join(f"{d['field']}: {d['problem']}" for d in details[:3])
+            return (ErrorCode.INVALID_REQUEST, summary, details), b""
+        return None, body
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes:
+    chunks, size = [], 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise _BodyTooLarge
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+def _replay(body: bytes) -> Receive:
+    sent = False
+
+    async def receive() -> Message:
+        nonlocal sent
+        if sent:
+            return {"type": "http.disconnect"}
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return receive
+
+
+async def _send_json(send: Send, status: int, payload: BaseModel, request_id: str) -> None:
+    body = payload.model_dump_json().encode()
+    await send({"type": "http.response.start", "status": status, "headers": [
+        (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+        (REQUEST_ID_HEADER, request_id.encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+class _ErrorShaper:
+    """Adds the request id header; turns foreign error bodies (status >= 400) into ours."""
+
+    def __init__(self, send: Send, request_id: str, error, path: str):
+        self.send, self.request_id, self.error = send, request_id, error
+        self.rewrite = not path.startswith(INFRA_PATHS)
+        self.start: Message | None = None
+        self.chunks: list[bytes] = []
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != REQUEST_ID_HEADER]
+            message = {**message, "headers": [*headers, (REQUEST_ID_HEADER, self.request_id.encode())]}
+            if message["status"] >= 400 and self.rewrite:
+                self.start = message  # hold until the body is complete
+                return
+            return await self.send(message)
+        if message["type"] == "http.response.body" and self.start is not None:
+            self.chunks.append(message.get("body", b""))
+            if message.get("more_body", False):
+                return
+            return await self._send_rewritten()
+        return await self.send(message)
+
+    async def _send_rewritten(self) -> None:
+        status = self.start["status"]
+        body = b"".join(self.chunks)
+        try:
+            data = json.loads(body)
+        except ValueError:
+            data = None
+        if isinstance(data, dict) and data.get("success") is False and "error" in data:
+            new_body = body  # already ours
+        else:
+            code = _STATUS_CODES.get(status) or (ErrorCode.INTERNAL_ERROR if status >= 500 else ErrorCode.INVALID_REQUEST)
+            message = _foreign_message(data, status)
+            new_body = self.error(code, message).model_dump_json().encode()
+        headers = [(k, v) for k, v in self.start["headers"] if k.lower() not in (b"content-length", b"content-type")]
+        headers += [(b"content-type", b"application/json"), (b"content-length", str(len(new_body)).encode())]
+        await self.send({**self.start, "headers": headers})
+        await self.send({"type": "http.response.body", "body": new_body})
+
+
+def _foreign_message(data: Any, status: int) -> str:
+    if status >= 500:
+        return "the server could not complete the request; see the server log for this request id"
+    if isinstance(data, list) and data and isinstance(data[0], dict):
+        data = data[0]  # BentoML's InvalidArgument body is a one-element list
+    if isinstance(data, dict):
+        text = data.get("error") or data.get("detail")
+        if isinstance(text, str):
+            return text[:300]
+    return {404: "no such endpoint", 405: "method not allowed on this endpoint"}.get(status, f"HTTP {status}")

@@ -1,0 +1,70 @@
+"""From the model's probability map to what users get: mask, confidences, contours, pictures.
+
+Serving and evaluation both call ``probability_at`` and ``mask_from`` so their masks cannot drift.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from nailseg.imaging import b64_png
+from nailseg.schemas import BoundingBox, ConfidenceScores, Contour, Visualizations
+
+OVERLAY_COLOUR = np.array([255, 0, 160], np.float32)  # magenta: stands out on skin and nail polish
+OVERLAY_ALPHA = 0.5
+
+
+def probability_at(prob: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Model-size probabilities (h, w) resized (bilinear) to the input image's own size."""
+    if prob.shape == (height, width):
+        return prob
+    return cv2.resize(prob, (width, height), interpolation=cv2.INTER_LINEAR)
+
+
+def mask_from(prob: np.ndarray, threshold: float) -> np.ndarray:
+    """uint8 mask, 255 where the nail probability reaches the threshold."""
+    return np.where(prob >= threshold, np.uint8(255), np.uint8(0))
+
+
+def confidence(prob: np.ndarray, mask: np.ndarray) -> ConfidenceScores:
+    inside = mask > 0
+    n_in = int(inside.sum())
+    total = float(prob.sum())
+    sum_in = float(prob[inside].sum()) if n_in else 0.0
+    n_out = prob.size - n_in
+    return ConfidenceScores(
+        overall_mean=total / prob.size,
+        mask_mean=sum_in / n_in if n_in else 0.0,
+        background_mean=(total - sum_in) / n_out if n_out else 0.0,
+    )
+
+
+def contours(mask: np.ndarray) -> list[Contour]:
+    """Outer contours in the image's pixel coordinates, largest first."""
+    found, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    result = []
+    for c in sorted(found, key=cv2.contourArea, reverse=True):
+        x, y, w, h = cv2.boundingRect(c)
+        result.append(Contour(
+            points=[(int(px), int(py)) for px, py in c[:, 0, :]],
+            area=float(cv2.contourArea(c)),
+            bounding_box=BoundingBox(x=x, y=y, width=w, height=h),
+        ))
+    return result
+
+
+def overlay(rgb: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    out = rgb.astype(np.float32)
+    inside = mask > 0
+    out[inside] = out[inside] * (1 - OVERLAY_ALPHA) + OVERLAY_COLOUR * OVERLAY_ALPHA
+    return out.astype(np.uint8)
+
+
+def heatmap(prob: np.ndarray) -> np.ndarray:
+    bgr = cv2.applyColorMap((np.clip(prob, 0, 1) * 255).astype(np.uint8), cv2.COLORMAP_JET)
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def visualizations(rgb: np.ndarray, prob: np.ndarray, mask: np.ndarray) -> Visualizations:
+    return Visualizations(overlay=b64_png(overlay(rgb, mask)), heatmap=b64_png(heatmap(prob)))

@@ -1,0 +1,156 @@
+"""Request and response bodies of the HTTP API (../shared/spec/unet_serving_guide.md)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
+
+from nailseg.store import StoredModelInfo
+
+SUPPORTED_FORMATS = ["JPEG", "PNG", "BMP"]
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SegmentOptions(_Request):
+    threshold: float | None = Field(None, ge=0.0, le=1.0, allow_inf_nan=False,
+                                    description="mask cut-off; config.yaml's inference.threshold when absent")
+    return_confidence: StrictBool = False
+    return_contours: StrictBool = False
+    return_visualizations: StrictBool = False
+
+
+class SegmentRequest(SegmentOptions):
+    image_data: str = Field(min_length=1, description="base64 JPEG, PNG or BMP (a data: URL prefix is allowed)")
+
+
+class BatchImage(_Request):
+    image_data: str = Field(min_length=1)
+
+
+class SegmentBatchRequest(SegmentOptions):
+    images: list[BatchImage]
+
+
+class InitializeRequest(_Request):
+    force_reload: StrictBool = False
+    warm_up: StrictBool = True
+
+
+class ModelInfoBrief(BaseModel):
+    model_name: str = "unet"
+    model_variant: str
+    device: str
+
+
+class ConfidenceScores(BaseModel):
+    overall_mean: float
+    mask_mean: float
+    background_mean: float
+
+
+class BoundingBox(BaseModel):
+    x: int
+    y: int
+    width: int
+    height: int
+
+
+class Contour(BaseModel):
+    points: list[tuple[int, int]]
+    area: float
+    bounding_box: BoundingBox
+
+
+class Visualizations(BaseModel):
+    overlay: str = Field(description="base64 PNG: the photo with the mask tinted over it")
+    heatmap: str = Field(description="base64 PNG: nail probability as a colour map")
+
+
+class _Response(BaseModel):
+    processing_time_ms: float = 0.0
+    model_info: ModelInfoBrief | None = None
+    request_id: str = ""
+
+
+class SegmentResponse(_Response):
+    success: bool = True
+    mask_data: str = Field(description="base64 PNG, 0 = background, 255 = nail, at the input's width and height")
+    confidence_scores: ConfidenceScores | None = None
+    contours: list[Contour] | None = None
+    visualizations: Visualizations | None = None
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    details: list[dict[str, Any]] | None = None
+
+
+class ErrorResponse(_Response):
+    success: bool = False
+    error: ErrorDetail
+    index: int | None = Field(None, description="position in the batch, for a batch entry's error")
+
+
+class SegmentBatchResponse(_Response):
+    success: bool = True
+    results: list[SegmentResponse | ErrorResponse]
+    total_processing_time_ms: float
+    batch_size: int
+
+
+class InitializeResponse(_Response):
+    success: bool
+    message: str
+    initialization_time_ms: float
+    service_ready: bool
+    model_tag: str | None = None
+
+
+class RunnerStatus(BaseModel):
+    """What the runner reports about itself (runner -> API service)."""
+
+    model_loaded: bool
+    model_tag: str | None = None
+    model: StoredModelInfo | None = None
+    device: str
+    precision: str | None = None
+    gpu_available: bool
+    pools_ready: bool
+    memory_usage: dict[str, float | int] = {}
+    last_health_check: float | None = None
+    last_health_check_ok: bool | None = None
+    error: str | None = None
+
+
+class HealthResponse(_Response):
+    service_healthy: bool
+    model_loaded: bool
+    memory_pools_ready: bool
+    gpu_available: bool
+    device: str | None = None
+    last_health_check: str | None
+    memory_usage: dict[str, float | int]
+    capabilities: list[str]
+    error: str | None = None
+
+
+class ModelInfoResponse(_Response):
+    model_name: str = "unet"
+    model_tag: str
+    model_variant: str
+    checkpoint_path: str
+    checkpoint_sha256: str
+    model_parameters: int
+    input_shape: list[int]
+    output_shape: list[int]
+    device: str
+    precision: str | None
+    architecture_details: dict[str, Any]
+    preprocessing_config: dict[str, Any]
+    training: dict[str, Any]
+    supported_formats: list[str] = SUPPORTED_FORMATS

@@ -1,0 +1,115 @@
+"""The BentoML model store: import a checkpoint as ``unet:<version>``, load it back.
+
+Weights are stored as safetensors (no code can hide in them); everything a server or a
+person needs to know about the model is in the store entry's metadata.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import bentoml
+import torch
+from pydantic import BaseModel
+from safetensors.torch import load_file, save_file
+
+from nailseg.checkpoint import Checkpoint, CheckpointError
+from nailseg.config import Settings
+from nailseg.model import Architecture, AttentionUNet, parameter_count
+from nailseg.preprocess import Preprocessing
+
+MODEL_NAME = "unet"
+WEIGHTS_FILE = "weights.safetensors"
+
+
+class StoredModelInfo(BaseModel):
+    """The metadata written with every imported model."""
+
+    architecture: Architecture
+    architecture_source: str
+    model_variant: str
+    parameters: int
+    preprocessing: Preprocessing
+    preprocessing_source: str  # "checkpoint" or "config.yaml"
+    source_file: str
+    source_sha256: str
+    training: dict[str, Any] = {}
+
+
+def preprocessing_for(ckpt: Checkpoint, settings: Settings) -> tuple[Preprocessing, str]:
+    """The checkpoint's own preprocessing, else what config.yaml says."""
+    if ckpt.preprocessing is not None:
+        return ckpt.preprocessing, "checkpoint"
+    p = settings.preprocessing
+    if p.normalize:
+        return Preprocessing(image_size=p.image_size, mean=p.mean, std=p.std), "config.yaml"
+    return Preprocessing(image_size=p.image_size), "config.yaml"
+
+
+def find_imported(sha256: str) -> bentoml.Model | None:
+    try:
+        models = bentoml.models.list(MODEL_NAME)
+    except bentoml.exceptions.NotFound:
+        return None
+    for model in models:
+        if model.info.labels.get("source_sha256") == sha256:
+            return model
+    return None
+
+
+def import_checkpoint(ckpt: Checkpoint, settings: Settings) -> tuple[bentoml.Model, bool]:
+    """Save ``ckpt`` as a new ``unet`` version; returns (model, created). Same file twice: no new version."""
+    existing = find_imported(ckpt.sha256)
+    if existing is not None:
+        return existing, False
+    model = ckpt.build_model()
+    prep, prep_source = preprocessing_for(ckpt, settings)
+    with torch.inference_mode():  # one forward pass proves the weights run and give probabilities
+        out = model(torch.rand(1, ckpt.architecture.input_channels, *prep.image_size))
+    if out.shape[-2:] != torch.Size(prep.image_size) or not (0 <= float(out.min()) <= float(out.max()) <= 1):
+        raise CheckpointError(ckpt.path, f"test forward pass gave shape {tuple(out.shape)}, not probabilities")
+    info = StoredModelInfo(
+        architecture=ckpt.architecture,
+        architecture_source=ckpt.architecture_source,
+        model_variant=ckpt.architecture.variant,
+        parameters=parameter_count(model),
+        preprocessing=prep,
+        preprocessing_source=prep_source,
+        source_file=str(ckpt.path.resolve()),
+        source_sha256=ckpt.sha256,
+        training=_plain(ckpt.training),
+    )
+    labels = {
+        "source_sha256": ckpt.sha256,
+        "variant": info.model_variant,
+        "framework": "pytorch",
+        "task": "nail-segmentation",
+    }
+    with bentoml.models.create(MODEL_NAME, labels=labels, metadata=info.model_dump(mode="json")) as stored:
+        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, stored.path_of(WEIGHTS_FILE))
+    return stored, True
+
+
+def _plain(value: Any) -> Any:
+    """Metadata must be plain JSON: turn tensors and numbers into floats/ints."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, torch.Tensor):
+        return value.item() if value.numel() == 1 else value.tolist()
+    return value
+
+
+def load_stored(tag: str = f"{MODEL_NAME}:latest") -> tuple[AttentionUNet, StoredModelInfo, str]:
+    """Model (eval mode, CPU), its metadata and its full tag."""
+    try:
+        stored = bentoml.models.get(tag)
+    except bentoml.exceptions.NotFound as e:
+        raise LookupError(f"{e}; import a checkpoint first: python -m models_import") from None
+    info = StoredModelInfo.model_validate(stored.info.metadata)
+    model = AttentionUNet(info.architecture)
+    model.load_state_dict(load_file(stored.path_of(WEIGHTS_FILE)), strict=True)
+    return model.eval(), info, str(stored.tag)
+

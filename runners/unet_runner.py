@@ -1,0 +1,124 @@
+"""The inference runner: its own BentoML service, so the model's device and the API's CPU
+workers can be scaled and placed apart. The API service reaches it with ``bentoml.depends``.
+
+Its batch API uses BentoML's adaptive batching; only validated, decoded and resized uint8
+arrays reach it, so one bad request can never fail a batch that holds others.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+import bentoml
+import numpy as np
+import torch
+
+from nailseg.config import get_settings
+from nailseg.engine import InferenceEngine
+from nailseg.hardware import resolve_device
+from nailseg.schemas import RunnerStatus
+from nailseg.store import MODEL_NAME, StoredModelInfo, load_stored
+
+log = logging.getLogger("unet.runner")
+settings = get_settings()
+
+
+@bentoml.service(
+    name="unet_runner",
+    workers=1,  # one model copy per device; reloads swap it in place
+    traffic={"timeout": 120},
+    # BentoML 1.4's dependency client recycles its connection pool every 100 calls while
+    # other calls still use it (bentoml#5540): keep one pool for the process's life.
+    runner_connection={"max_requests": 10**9, "max_age": 1e9},
+)
+class UNetRunner:
+    # Referencing the model makes `bentoml build` pack it into the Bento.
+    packaged_model = bentoml.models.BentoModel(f"{MODEL_NAME}:latest")
+
+    def __init__(self) -> None:
+        self.settings = settings
+        self.device = resolve_device(settings.model.device, settings.model.fallback_to_cpu)
+        self.engine: InferenceEngine | None = None
+        self.info: StoredModelInfo | None = None
+        self.tag: str | None = None
+        self._reload_lock = threading.Lock()
+        self.load(warm_up=True)  # eager: a server without its model fails at start-up, not on a request
+
+    def load(self, warm_up: bool) -> float:
+        """Build a new engine from the store's latest model, validate and warm it, then swap it in.
+
+        Requests in flight keep the engine they started with; the old one is freed when they finish.
+        Returns the seconds it took.
+        """
+        started = time.perf_counter()
+        with self._reload_lock:
+            model, info, tag = load_stored(f"{MODEL_NAME}:latest")
+            s = self.settings
+            engine = InferenceEngine(
+                model, info.preprocessing, self.device,
+                batch_size=s.inference.batch_size,
+                slots=s.memory.pool_size_multiplier,
+                precision=s.inference.precision,
+                max_pool_bytes=s.memory.max_pool_size_gb * 2**30,
+                device_pools=s.memory.enable_gpu_pools,
+            )
+            if s.health.startup_validation and not engine.check(dummy_inference=True):
+                raise RuntimeError(f"model {tag} failed its start-up validation (non-probability output)")
+            if warm_up:
+                engine.warm_up()
+            self.engine, self.info, self.tag = engine, info, tag
+        seconds = time.perf_counter() - started
+        log.info("loaded %s (%s, %s params) on %s, precision %s, %d buffer slots of %d images, in %.1fs",
+                 tag, info.model_variant, info.parameters, self.device, engine.precision, engine.slot_count,
+                 engine.batch_size, seconds)
+        return seconds
+
+    @bentoml.api(
+        batchable=True,
+        max_batch_size=settings.inference.batch_size,
+        max_latency_ms=settings.inference.max_latency_ms,
+    )
+    def infer(self, images: np.ndarray) -> np.ndarray:
+        """(N, H, W, 3) uint8 at model size -> (N, H, W) float32 nail probabilities."""
+        return self.engine.infer(images)
+
+    @bentoml.api
+    def status(self, refresh: bool = False) -> RunnerStatus:
+        """Real state; re-checks (with a dummy forward pass if configured) at most once per interval."""
+        engine = self.engine
+        h = self.settings.health
+        if refresh and engine is not None and (
+            engine.last_check is None or time.time() - engine.last_check >= h.health_check_interval
+        ):
+            engine.check(dummy_inference=h.dummy_inference_test)
+        return self._status()
+
+    @bentoml.api
+    def reload(self, force_reload: bool = False, warm_up: bool = True) -> RunnerStatus:
+        """Load the store's latest model if it differs from the one served (always with force_reload)."""
+        latest = str(bentoml.models.get(f"{MODEL_NAME}:latest").tag)
+        if force_reload or latest != self.tag or self.engine is None:
+            self.load(warm_up)
+        elif warm_up:
+            self.engine.warm_up()
+        return self._status()
+
+    def _status(self) -> RunnerStatus:
+        engine = self.engine
+        return RunnerStatus(
+            model_loaded=engine is not None,
+            model_tag=self.tag,
+            model=self.info,
+            device=str(self.device),
+            precision=engine.precision if engine else None,
+            gpu_available=torch.cuda.is_available(),
+            pools_ready=engine is not None,
+            memory_usage=engine.utilisation() if engine else {},
+            last_health_check=engine.last_check if engine else None,
+            last_health_check_ok=engine.last_check_ok if engine else None,
+        )
+
+    def __is_ready__(self) -> bool:
+        return self.engine is not None

@@ -1,0 +1,83 @@
+"""Shared fixtures: small checkpoints in the users' format, photos, a temporary model store."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from nailseg.model import Architecture, AttentionUNet
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+BUNDLED = ROOT / "models" / "unet" / "checkpoints" / "best_model.pth"
+DATA = Path(os.environ.get("NAILS_DATA", ROOT.parent / "shared" / "data" / "nails-roboflow"))
+TINY = Architecture(base_channels=4, depth=2)
+
+
+def randomised_model(arch: Architecture = TINY, seed: int = 0) -> AttentionUNet:
+    """A model whose batch-norm statistics are far from their defaults, so loading them matters."""
+    torch.manual_seed(seed)
+    model = AttentionUNet(arch)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.5, 2.0)
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.2, 0.2)
+                m.num_batches_tracked.fill_(123)
+    return model.eval()
+
+
+def users_checkpoint(model: AttentionUNet, image_size=(64, 64), **extra) -> dict:
+    """A checkpoint dict exactly as the users' training pipeline writes it."""
+    from training.checkpoints import checkpoint_payload
+
+    config = {**model.arch.model_dump(), "dropout": 0.1, "image_size": list(image_size), "normalize_images": True}
+    return {**checkpoint_payload(model, config, epoch=7, metrics={"val_dice": 0.5}), **extra}
+
+
+@pytest.fixture()
+def tiny_checkpoint(tmp_path: Path) -> Path:
+    path = tmp_path / "best_model.pth"
+    torch.save(users_checkpoint(randomised_model()), path)
+    return path
+
+
+@pytest.fixture()
+def model_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private BENTOML_HOME for this test."""
+    home = tmp_path / "bentoml"
+    monkeypatch.setenv("BENTOML_HOME", str(home))
+    from bentoml._internal.configuration.containers import BentoMLContainer
+
+    BentoMLContainer.bentoml_home.set(str(home))
+    BentoMLContainer.model_store.reset()
+    yield home
+    BentoMLContainer.model_store.reset()
+
+
+def example_photos() -> list[tuple[Path, Path]]:
+    """(photo, mask) pairs shipped in examples/ (see examples/ATTRIBUTION.md)."""
+    return [(p, p.with_suffix(".mask.png")) for p in sorted(EXAMPLES.glob("*.jpg"))]
+
+
+def dice(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = a > 0, b > 0
+    return 2 * float((a & b).sum()) / max(float(a.sum() + b.sum()), 1.0)
+
+
+def require_bundled() -> Path:
+    if not BUNDLED.exists():
+        pytest.fail(f"the bundled model {BUNDLED} is missing")
+    return BUNDLED
+
+
+def copy_into(src: Path, dst_dir: Path) -> Path:
+    dst_dir.mkdir(parents=True, exist_ok=True)
+    return Path(shutil.copy(src, dst_dir / src.name))

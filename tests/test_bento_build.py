@@ -1,0 +1,44 @@
+"""`bentoml build` packs a Bento (code, config, model) with a CUDA Dockerfile, without network locking."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+import yaml
+
+from conftest import ROOT, randomised_model, users_checkpoint
+
+BIN = Path(sys.executable).parent
+
+
+def test_bentoml_build_packs_the_service_and_model(tmp_path):
+    env = {**os.environ, "BENTOML_HOME": str(tmp_path / "home"), "BENTOML_DO_NOT_TRACK": "True"}
+    ckpt = tmp_path / "best_model.pth"
+    torch.save(users_checkpoint(randomised_model()), ckpt)
+    imported = subprocess.run([sys.executable, "-m", "models_import", "--checkpoint", str(ckpt)], cwd=ROOT,
+                              env=env, check=True, capture_output=True, text=True).stdout.split()[1].rstrip(":")
+    out = subprocess.run([str(BIN / "bentoml"), "build", "--output", "tag"], cwd=ROOT, env=env,
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-3000:]
+    tag = out.stdout.strip().splitlines()[-1].removeprefix("__tag__:")
+    name, version = tag.split(":")
+    bento = tmp_path / "home" / "bentos" / name / version
+    manifest = yaml.safe_load((bento / "bento.yaml").read_text())
+    assert manifest["service"] == "service:UNetAPI"
+    services = {s["name"]: s for s in manifest["services"]}
+    assert set(services) == {"unet_api", "unet_runner"} and manifest["entry_service"] == "unet_api"
+    assert services["unet_api"]["dependencies"] == [{"service": "unet_runner"}]
+    (model,) = services["unet_runner"]["models"]  # containerize packs it from the store
+    assert model["tag"] == imported
+    for path in ["service.py", "config.yaml", "nailseg/engine.py", "runners/unet_runner.py", "models_import/__main__.py"]:
+        assert (bento / "src" / path).exists(), path
+    assert not (bento / "src" / "tests").exists() and not (bento / "src" / "runs").exists()
+    dockerfile = (bento / "env" / "docker" / "Dockerfile").read_text()
+    assert "FROM nvidia/cuda:12.8.1-cudnn-runtime" in dockerfile and "python3.11" in dockerfile
+    assert "BENTOML_DO_NOT_TRACK" in dockerfile
+    requirements = (bento / "env" / "python" / "requirements.txt").read_text()
+    assert "torch==2.14.1" in requirements and "bentoml==1.4.40" in requirements

@@ -1,0 +1,324 @@
+"""End to end: a real `bentoml serve .` on a free port with its own model store, real photos."""
+
+from __future__ import annotations
+
+import base64
+import concurrent.futures
+import io
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import bentoml
+import cv2
+import httpx
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import ROOT, dice, example_photos, require_bundled
+from nailseg.checkpoint import file_sha256
+
+BIN = Path(sys.executable).parent
+MAX_BODY_MB = 2
+MAX_BATCH = 4
+
+
+@dataclass
+class Server:
+    url: str
+    env: dict[str, str]
+    log: Path
+
+    def post(self, path: str, body, **kw) -> httpx.Response:
+        data = body if isinstance(body, (bytes, str)) else json.dumps(body)
+        return httpx.post(self.url + path, content=data, headers={"content-type": "application/json"},
+                          timeout=120, **kw)
+
+    def get(self, path: str) -> httpx.Response:
+        return httpx.get(self.url + path, timeout=60)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run_import(env: dict[str, str], checkpoint: Path) -> str:
+    out = subprocess.run([sys.executable, "-m", "models_import", "--checkpoint", str(checkpoint)], cwd=ROOT,
+                         env=env, capture_output=True, text=True, check=True)
+    return out.stdout
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory) -> Server:
+    home = tmp_path_factory.mktemp("bentoml_home")
+    env = {**os.environ, "BENTOML_HOME": str(home), "BENTOML_DO_NOT_TRACK": "True",
+           "UNET_LIMITS_MAX_BODY_MB": str(MAX_BODY_MB), "UNET_LIMITS_MAX_BATCH_IMAGES": str(MAX_BATCH),
+           "UNET_LIMITS_MAX_IMAGE_PIXELS": "4000000", "UNET_HEALTH_HEALTH_CHECK_INTERVAL": "0"}
+    assert "imported unet:" in run_import(env, require_bundled())
+    port = free_port()
+    log = home / "serve.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen([str(BIN / "bentoml"), "serve", ".", "--port", str(port), "--host", "127.0.0.1"],
+                                cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 240
+    while True:
+        try:
+            if httpx.get(url + "/readyz", timeout=5).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            os.killpg(proc.pid, signal.SIGKILL)
+            pytest.fail(f"bentoml serve did not become ready:\n{log.read_text()[-4000:]}")
+        time.sleep(1)
+    yield Server(url, env, log)
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+def b64(path_or_bytes) -> str:
+    raw = path_or_bytes if isinstance(path_or_bytes, bytes) else Path(path_or_bytes).read_bytes()
+    return base64.b64encode(raw).decode()
+
+
+def png_array(text: str) -> np.ndarray:
+    return cv2.imdecode(np.frombuffer(base64.b64decode(text), np.uint8), cv2.IMREAD_UNCHANGED)
+
+
+def assert_error(resp: httpx.Response, status: int, code: str) -> dict:
+    assert resp.status_code == status, resp.text[:500]
+    body = resp.json()
+    assert body["success"] is False and body["error"]["code"] == code and body["error"]["message"]
+    assert body["request_id"] and resp.headers["x-request-id"] == body["request_id"]
+    assert "Traceback" not in resp.text
+    return body
+
+
+# ---- the happy paths ----------------------------------------------------------------------
+
+def test_health_reports_real_state(server):
+    resp = server.get("/api/unet/health")
+    body = resp.json()
+    assert resp.status_code == 200 and body["service_healthy"] and body["model_loaded"]
+    assert body["memory_pools_ready"] and body["gpu_available"] is False and body["device"] == "cpu"
+    assert body["last_health_check"] and body["request_id"] == resp.headers["x-request-id"]
+    assert 0 <= body["memory_usage"]["input_pool_utilization"] <= 1
+    assert "segmentation" in body["capabilities"] and "batch_processing" in body["capabilities"]
+    assert body["model_info"]["model_name"] == "unet"
+
+
+def test_model_info_describes_the_imported_checkpoint(server):
+    body = server.get("/api/unet/model-info").json()
+    bundled = require_bundled()
+    assert body["checkpoint_sha256"] == file_sha256(bundled)
+    assert body["checkpoint_path"].endswith(bundled.name)
+    assert body["architecture_details"]["model_type"] == "AttentionUNet"
+    h, w = body["preprocessing_config"]["image_size"]
+    assert body["input_shape"] == [1, 3, h, w] and body["output_shape"] == [1, 1, h, w]
+    assert body["preprocessing_config"]["normalize"] is False  # trained with /255 only
+    assert body["supported_formats"] == ["JPEG", "PNG", "BMP"]
+    assert body["model_parameters"] > 100_000
+
+
+@pytest.mark.parametrize("photo, truth", example_photos(), ids=lambda p: p.name)
+def test_segment_finds_the_nails_in_real_photos(server, photo, truth):
+    resp = server.post("/api/unet/segment", {"image_data": b64(photo), "threshold": 0.5, "return_confidence": True,
+                                             "return_contours": True, "return_visualizations": True})
+    body = resp.json()
+    assert resp.status_code == 200 and body["success"] is True
+    assert body["request_id"] == resp.headers["x-request-id"] and body["processing_time_ms"] > 0
+    assert body["model_info"]["device"] == "cpu"
+    mask = png_array(body["mask_data"])
+    true_mask = cv2.imread(str(truth), cv2.IMREAD_GRAYSCALE)
+    assert mask.shape == true_mask.shape == Image.open(photo).size[::-1]
+    assert set(np.unique(mask)) <= {0, 255}
+    assert dice(mask, true_mask) >= 0.8
+    c = body["confidence_scores"]
+    assert c["mask_mean"] > 0.5 > c["background_mean"]
+    h, w = mask.shape
+    assert body["contours"]
+    for contour in body["contours"]:
+        pts = np.array(contour["points"])
+        assert (pts[:, 0] < w).all() and (pts[:, 1] < h).all() and (pts >= 0).all()
+        box = contour["bounding_box"]
+        assert box["x"] + box["width"] <= w and box["y"] + box["height"] <= h
+    for name in ("overlay", "heatmap"):
+        assert png_array(body["visualizations"][name]).shape[:2] == (h, w)
+
+
+def test_threshold_is_per_request(server):
+    photo = example_photos()[0][0]
+    areas = [(png_array(server.post("/api/unet/segment", {"image_data": b64(photo), "threshold": t})
+                        .json()["mask_data"]) > 0).sum() for t in (0.05, 0.5, 0.95)]
+    assert areas[0] >= areas[1] >= areas[2] and areas[0] > areas[2]
+
+
+def test_optional_fields_are_absent_unless_asked_for(server):
+    body = server.post("/api/unet/segment", {"image_data": b64(example_photos()[0][0])}).json()
+    assert body["confidence_scores"] is None and body["contours"] is None and body["visualizations"] is None
+
+
+def test_png_bmp_greyscale_and_rotated_inputs(server):
+    photo = Image.open(example_photos()[0][0])
+    for img, fmt, kw in [(photo, "PNG", {}), (photo, "BMP", {}), (photo.convert("L"), "PNG", {}),
+                         (photo.convert("RGBA"), "PNG", {})]:
+        buf = io.BytesIO()
+        img.save(buf, format=fmt, **kw)
+        resp = server.post("/api/unet/segment", {"image_data": b64(buf.getvalue())})
+        assert resp.status_code == 200 and png_array(resp.json()["mask_data"]).shape == photo.size[::-1]
+    wide = photo.resize((300, 200))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    buf = io.BytesIO()
+    wide.save(buf, format="JPEG", exif=exif)
+    mask = png_array(server.post("/api/unet/segment", {"image_data": b64(buf.getvalue())}).json()["mask_data"])
+    assert mask.shape == (300, 200)  # displayed (rotated) size
+
+
+def test_batch_segments_each_image_and_one_bad_image_fails_only_its_entry(server):
+    photos = example_photos()
+    images = [{"image_data": b64(photos[0][0])}, {"image_data": "bm90IGFuIGltYWdl"}, {"image_data": b64(photos[1][0])}]
+    resp = server.post("/api/unet/segment-batch", {"images": images, "return_contours": True})
+    body = resp.json()
+    assert resp.status_code == 200 and body["success"] and body["batch_size"] == 3
+    assert body["request_id"] == resp.headers["x-request-id"] and body["total_processing_time_ms"] > 0
+    ok0, bad, ok2 = body["results"]
+    assert ok0["success"] and ok2["success"] and ok0["contours"]
+    assert bad["success"] is False and bad["error"]["code"] == "NOT_AN_IMAGE" and bad["index"] == 1
+    for result, (photo, truth) in ((ok0, photos[0]), (ok2, photos[1])):
+        assert dice(png_array(result["mask_data"]), cv2.imread(str(truth), cv2.IMREAD_GRAYSCALE)) >= 0.8
+
+
+def test_batch_gives_the_same_masks_as_single_requests(server):
+    photos = [p for p, _ in example_photos()]
+    batch = server.post("/api/unet/segment-batch", {"images": [{"image_data": b64(p)} for p in photos]}).json()
+    for photo, result in zip(photos, batch["results"]):
+        single = server.post("/api/unet/segment", {"image_data": b64(photo)}).json()
+        assert np.array_equal(png_array(single["mask_data"]), png_array(result["mask_data"]))
+
+
+def test_bentoml_sdk_client(server):
+    photo, truth = example_photos()[2]
+    with bentoml.SyncHTTPClient(server.url) as client:
+        result = client.segment(image_data=b64(photo), threshold=0.5, return_contours=True)
+        batch = client.segment_batch(images=[{"image_data": b64(photo)}])
+        init = client.initialize(force_reload=False, warm_up=False)
+    result = result if isinstance(result, dict) else result.model_dump()
+    assert result["success"] and dice(png_array(result["mask_data"]), cv2.imread(str(truth), 0)) >= 0.8
+    batch = batch if isinstance(batch, dict) else batch.model_dump()
+    assert batch["batch_size"] == 1 and batch["results"][0]["success"]
+    init = init if isinstance(init, dict) else init.model_dump()
+    assert init["success"] and init["service_ready"]
+
+
+# ---- bad input: 4xx, our error shape, never a 500 -----------------------------------------
+
+def _image_bytes(fmt: str, size=(64, 64), mode="RGB") -> bytes:
+    buf = io.BytesIO()
+    Image.new(mode, size).save(buf, format=fmt)
+    return buf.getvalue()
+
+
+BAD_REQUESTS = {
+    "invalid base64": ("/segment", {"image_data": "%%%not-base64%%%"}, 400, "INVALID_BASE64"),
+    "not an image": ("/segment", {"image_data": base64.b64encode(b"hello world").decode()}, 400, "NOT_AN_IMAGE"),
+    "truncated jpeg": ("/segment", {"image_data": b64(example_photos()[0][0].read_bytes()[:4000])}, 400,
+                       "TRUNCATED_IMAGE"),
+    "gif": ("/segment", {"image_data": b64(_image_bytes("GIF"))}, 415, "UNSUPPORTED_FORMAT"),
+    "decompression bomb": ("/segment", {"image_data": b64(_image_bytes("PNG", (5000, 5000), "1"))}, 413,
+                           "IMAGE_TOO_LARGE"),
+    "threshold above 1": ("/segment", {"image_data": "aGk=", "threshold": 1.5}, 422, "INVALID_REQUEST"),
+    "threshold below 0": ("/segment", {"image_data": "aGk=", "threshold": -0.1}, 422, "INVALID_REQUEST"),
+    "threshold not a number": ("/segment", {"image_data": "aGk=", "threshold": "high"}, 422, "INVALID_REQUEST"),
+    "missing image_data": ("/segment", {"threshold": 0.5}, 422, "INVALID_REQUEST"),
+    "misspelt field": ("/segment", {"image_data": "aGk=", "treshold": 0.5}, 422, "INVALID_REQUEST"),
+    "flag not a bool": ("/segment", {"image_data": "aGk=", "return_contours": "yes"}, 422, "INVALID_REQUEST"),
+    "body is a list": ("/segment", [{"image_data": "aGk="}], 400, "INVALID_JSON"),
+    "body is not json": ("/segment", b"image_data=abc", 400, "INVALID_JSON"),
+    "empty body": ("/segment", b"", 400, "INVALID_JSON"),
+    "empty batch": ("/segment-batch", {"images": []}, 422, "EMPTY_BATCH"),
+    "batch over the limit": ("/segment-batch", {"images": [{"image_data": "aGk="}] * (MAX_BATCH + 1)}, 413,
+                             "BATCH_TOO_LARGE"),
+    "batch entry misspelt": ("/segment-batch", {"images": [{"image": "aGk="}]}, 422, "INVALID_REQUEST"),
+    "batch images not a list": ("/segment-batch", {"images": "aGk="}, 422, "INVALID_REQUEST"),
+    "initialize unknown field": ("/initialize", {"force": True}, 422, "INVALID_REQUEST"),
+    "body over the size limit": ("/segment", {"image_data": "A" * (MAX_BODY_MB * 2**20 + 10)}, 413, "BODY_TOO_LARGE"),
+}
+
+
+@pytest.mark.parametrize("name", BAD_REQUESTS)
+def test_bad_input_gets_a_clear_4xx_with_a_code_and_request_id(server, name):
+    path, body, status, code = BAD_REQUESTS[name]
+    assert_error(server.post("/api/unet" + path, body), status, code)
+
+
+def test_unknown_route_and_wrong_method_use_the_same_error_shape(server):
+    assert_error(server.get("/api/unet/nothing-here"), 404, "NOT_FOUND")
+    assert_error(server.get("/api/unet/segment"), 405, "METHOD_NOT_ALLOWED")
+
+
+def test_oversized_body_is_refused_before_it_is_read(server):
+    host, port = server.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        sock.sendall(b"POST /api/unet/segment HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: 500000000\r\n\r\n{\"image_data\": \"")  # and nothing more
+        reply = sock.recv(65536).decode(errors="replace")
+    assert reply.startswith("HTTP/1.1 413") and "BODY_TOO_LARGE" in reply
+
+
+def test_client_request_id_is_kept(server):
+    resp = httpx.post(server.url + "/api/unet/segment", json={"image_data": "!!"}, headers={"X-Request-ID": "abc-123"})
+    assert resp.headers["x-request-id"] == "abc-123" and resp.json()["request_id"] == "abc-123"
+
+
+def test_service_keeps_serving_after_bad_input(server):
+    for name in BAD_REQUESTS:
+        path, body, _, _ = BAD_REQUESTS[name]
+        assert server.post("/api/unet" + path, body).status_code < 500
+    assert server.get("/api/unet/health").json()["service_healthy"]
+    assert server.post("/api/unet/segment", {"image_data": b64(example_photos()[0][0])}).status_code == 200
+    assert "Traceback" not in server.log.read_text()
+
+
+# ---- /initialize and model reloads (last: they change the served model) --------------------
+
+def test_reload_does_not_fail_requests_in_flight(server):
+    photo = b64(example_photos()[0][0])
+
+    def segment(_):
+        return server.post("/api/unet/segment", {"image_data": photo}).status_code
+
+    with concurrent.futures.ThreadPoolExecutor(6) as pool:
+        futures = [pool.submit(segment, i) for i in range(12)]
+        time.sleep(0.2)
+        init = server.post("/api/unet/initialize", {"force_reload": True, "warm_up": True})
+        statuses = [f.result() for f in futures]
+    assert init.status_code == 200 and init.json()["success"] and init.json()["initialization_time_ms"] > 0
+    assert statuses == [200] * 12
+
+
+def test_initialize_serves_a_newly_imported_model(server, tiny_checkpoint):
+    before = server.get("/api/unet/model-info").json()["model_tag"]
+    out = run_import(server.env, tiny_checkpoint)
+    assert "imported unet:" in out and "already" not in out
+    assert "already imported" in run_import(server.env, tiny_checkpoint)  # same file: no second version
+    body = server.post("/api/unet/initialize", {"force_reload": True}).json()
+    assert body["success"] and body["model_tag"] != before
+    info = server.get("/api/unet/model-info").json()
+    assert info["model_tag"] == body["model_tag"] and info["input_shape"] == [1, 3, 64, 64]
+    photo = example_photos()[0][0]
+    mask = png_array(server.post("/api/unet/segment", {"image_data": b64(photo)}).json()["mask_data"])
+    assert mask.shape == Image.open(photo).size[::-1]

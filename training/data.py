@@ -1,0 +1,93 @@
+"""The nails data set: split lists, loading at model size, and augmentation for hand photos."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from nailseg.preprocess import resize_to_model
+
+
+@dataclass
+class Sample:
+    stem: str
+    image_path: Path
+    mask_path: Path
+
+
+def read_split(data_dir: Path, split: str) -> list[Sample]:
+    """Samples listed in ``splits/<split>.txt`` (one stem a line)."""
+    stems = (data_dir / "splits" / f"{split}.txt").read_text().split()
+    return [Sample(s, data_dir / "images" / f"{s}.jpg", data_dir / "masks" / f"{s}.png") for s in stems]
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise FileNotFoundError(f"{path}: cannot be read as an image")
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def read_mask(path: Path) -> np.ndarray:
+    """Binary mask as uint8 0/1 at the file's own size."""
+    m = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    if m is None:
+        raise FileNotFoundError(f"{path}: cannot be read as a mask")
+    return (m > 127).astype(np.uint8)
+
+
+def resize_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """0/1 mask to (h, w) by area-weighted resize and a 0.5 cut."""
+    h, w = size
+    if mask.shape == (h, w):
+        return mask
+    soft = cv2.resize(mask.astype(np.float32), (w, h), interpolation=cv2.INTER_AREA)
+    return (soft >= 0.5).astype(np.uint8)
+
+
+def load_at_size(samples: list[Sample], size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """All images (N,H,W,3 uint8, resized exactly as the service resizes) and masks (N,H,W 0/1)."""
+    images = np.empty((len(samples), *size, 3), np.uint8)
+    masks = np.empty((len(samples), *size), np.uint8)
+    for i, s in enumerate(samples):
+        images[i] = resize_to_model(read_rgb(s.image_path), size)
+        masks[i] = resize_mask(read_mask(s.mask_path), size)
+    return images, masks
+
+
+class Augmenter:
+    """Random flips, rotation, scale/crop, colour and brightness jitter, blur."""
+
+    def __init__(self, seed: int = 0):
+        self.rng = np.random.default_rng(seed)
+
+    def __call__(self, image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        r = self.rng
+        h, w = mask.shape
+        angle = r.uniform(-30, 30)
+        scale = math.exp(r.uniform(math.log(0.75), math.log(1.35)))
+        m = cv2.getRotationMatrix2D((w / 2, h / 2), angle, scale)
+        m[:, 2] += r.uniform(-0.1, 0.1, size=2) * (w, h)
+        if r.random() < 0.5:  # horizontal flip folded into the affine map
+            m[0] = -m[0]
+            m[0, 2] += w
+        if r.random() < 0.2:
+            m[1] = -m[1]
+            m[1, 2] += h
+        image = cv2.warpAffine(image, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
+        mask = cv2.warpAffine(mask, m, (w, h), flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_REFLECT_101)
+
+        img = image.astype(np.float32)
+        img = img * r.uniform(0.7, 1.3) + r.uniform(-30, 30)  # contrast, brightness
+        grey = img.mean(axis=2, keepdims=True)
+        img = grey + (img - grey) * r.uniform(0.6, 1.4)  # saturation
+        img = img * r.uniform(0.9, 1.1, size=3)  # colour cast
+        image = np.clip(img, 0, 255).astype(np.uint8)
+        if r.random() < 0.25:
+            k = int(r.choice([3, 5]))
+            image = cv2.GaussianBlur(image, (k, k), 0)
+        return image, mask
