@@ -14,6 +14,7 @@ from http import HTTPStatus
 
 import aiohttp
 import bentoml
+from pydantic import BaseModel
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -37,6 +38,11 @@ OVERLOAD_BACKOFF_S = 0.1
 settings = get_settings()
 logging.getLogger("unet").setLevel(settings.logging.level)
 log = logging.getLogger("unet.api")
+
+
+def json_response(body: BaseModel, status: int = 200) -> JSONResponse:
+    """Fields that do not apply (None) are left out: absent, not null."""
+    return JSONResponse(body.model_dump(mode="json", exclude_none=True), status_code=status)
 
 
 def _ms(started: float) -> float:
@@ -69,7 +75,7 @@ async def health(request: Request) -> JSONResponse:
         request_id=request.headers.get("x-request-id", ""),
         processing_time_ms=_ms(started),
     )
-    return JSONResponse(body.model_dump(mode="json"), status_code=200 if healthy else 503)
+    return json_response(body, 200 if healthy else 503)
 
 
 async def model_info(request: Request) -> JSONResponse:
@@ -88,6 +94,7 @@ async def model_info(request: Request) -> JSONResponse:
         output_shape=[1, m.architecture.output_channels, h, w],
         device=status.device,
         precision=status.precision,
+        backend=status.backend,
         architecture_details={"model_type": "AttentionUNet", "base_channels": m.architecture.base_channels,
                               "depth": m.architecture.depth, "use_attention": m.architecture.attention,
                               "batch_norm": m.architecture.batch_norm,
@@ -100,14 +107,14 @@ async def model_info(request: Request) -> JSONResponse:
         request_id=request.headers.get("x-request-id", ""),
         processing_time_ms=_ms(started),
     )
-    return JSONResponse(body.model_dump(mode="json"))
+    return json_response(body)
 
 
 async def _api_error_handler(request: Request, exc: ApiError) -> JSONResponse:
     svc: UNetAPI = bentoml.get_current_service()
     body = ErrorResponse(error=ErrorDetail(code=exc.code.value, message=exc.message), model_info=svc.brief,
                          request_id=request.headers.get("x-request-id", ""))
-    return JSONResponse(body.model_dump(mode="json"), status_code=exc.status)
+    return json_response(body, exc.status)
 
 
 get_app = Starlette(
@@ -168,9 +175,12 @@ class UNetAPI:
                                    "(overloaded or restarting); retry shortly") from None
                 await asyncio.sleep(OVERLOAD_BACKOFF_S * 3**attempt)
 
-    async def runner_status(self, refresh: bool = False) -> RunnerStatus:
-        status = await self._call_runner("status", refresh=refresh)
+    def _remember(self, status) -> None:
+        """Keep the runner's report (it arrives as the runner's RunnerStatus class or a dict)."""
         self.status = RunnerStatus.model_validate(status.model_dump() if hasattr(status, "model_dump") else status)
+
+    async def runner_status(self, refresh: bool = False) -> RunnerStatus:
+        self._remember(await self._call_runner("status", refresh=refresh))
         if self.status.model is None:
             raise ApiError(ErrorCode.MODEL_NOT_READY, "no model is loaded")
         return self.status
@@ -184,7 +194,7 @@ class UNetAPI:
 
     def _respond(self, ctx: bentoml.Context, body, status: int = 200) -> JSONResponse:
         ctx.response.status_code = status
-        return JSONResponse(body.model_dump(mode="json", exclude_none=False), status_code=status)
+        return json_response(body, status)
 
     def _check_options(self, options: SegmentOptions) -> float:
         if options.return_confidence and not self.settings.inference.enable_confidence:
@@ -294,8 +304,7 @@ class UNetAPI:
         started = time.perf_counter()
         request_id = ctx.request.headers.get("x-request-id", "")
         try:
-            status = await self._call_runner("reload", force_reload=force_reload, warm_up=warm_up)
-            self.status = RunnerStatus.model_validate(status.model_dump() if hasattr(status, "model_dump") else status)
+            self._remember(await self._call_runner("reload", force_reload=force_reload, warm_up=warm_up))
         except ApiError as e:
             return self._respond(ctx, self._error(e, started, request_id), e.status)
         except Exception as e:  # a broken model in the store: report, keep serving the old one

@@ -45,6 +45,7 @@ class InferenceSettings(_Section):
     enable_batch_processing: bool = True
     max_latency_ms: int = Field(1000, ge=1, description="adaptive batching: longest a request may wait")
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    backend: Literal["auto", "torch", "openvino"] = "auto"
 
 
 class MemorySettings(_Section):

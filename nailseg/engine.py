@@ -14,46 +14,39 @@ import queue
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 
-from nailseg.hardware import cpu_has_fast_bf16
+from nailseg.backends import (
+    OpenVinoBackend, Session, TorchBackend, resolve_backend, resolve_precision,
+)
+from nailseg.config import Settings
+from nailseg.hardware import resolve_device
 from nailseg.model import AttentionUNet
 from nailseg.preprocess import Preprocessing, normalize_into
 
 log = logging.getLogger(__name__)
 
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-
-
-def resolve_precision(requested: str, device: torch.device) -> str:
-    if requested != "auto":
-        if requested == "fp16" and device.type == "cpu":
-            raise ValueError("precision fp16 is for CUDA; use bf16 or fp32 on CPU")
-        return requested
-    if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    return "bf16" if cpu_has_fast_bf16() else "fp32"
-
 
 @dataclass
 class _Slot:
     host_in: torch.Tensor  # (B, H, W, 3) uint8, pinned on CUDA
-    dev_in: torch.Tensor  # (B, 3, H, W) float32 on the device, channels_last
+    dev_in: torch.Tensor  # (B, 3, H, W) float32 on the device (channels_last for PyTorch)
     host_out: torch.Tensor  # (B, H, W) float32, pinned on CUDA
     stream: torch.cuda.Stream | None
+    session: Session
 
 
 class InferenceEngine:
-    def __init__(self, model: AttentionUNet, prep: Preprocessing, device: torch.device, *, batch_size: int,
-                 slots: int = 1, precision: str = "auto", max_pool_bytes: float = 4 * 2**30,
-                 device_pools: bool = True):
+    def __init__(self, backend: TorchBackend | OpenVinoBackend, prep: Preprocessing, device: torch.device, *,
+                 batch_size: int, slots: int = 1, max_pool_bytes: float = 4 * 2**30, device_pools: bool = True):
+        self.backend = backend
         self.device = device
         self.prep = prep
         self.batch_size = batch_size
-        self.precision = resolve_precision(precision, device)
-        self.model = model.to(device).to(memory_format=torch.channels_last).eval()
+        self.precision = backend.precision
         h, w = prep.image_size
         per_slot = batch_size * h * w * (3 + 3 * 4 + 4)
         fit = int(max_pool_bytes // per_slot)
@@ -66,13 +59,15 @@ class InferenceEngine:
         self.pool_bytes = self.slot_count * per_slot
         self._free: queue.SimpleQueue[_Slot] = queue.SimpleQueue()
         cuda = device.type == "cuda"
+        layout = torch.channels_last if backend.channels_last else torch.contiguous_format
         for _ in range(self.slot_count):
             self._free.put(_Slot(
                 host_in=torch.empty((batch_size, h, w, 3), dtype=torch.uint8, pin_memory=cuda),
                 dev_in=torch.empty((batch_size, 3, h, w), dtype=torch.float32,
-                                   device=device if device_pools else "cpu").to(memory_format=torch.channels_last),
+                                   device=device if device_pools else "cpu").to(memory_format=layout),
                 host_out=torch.empty((batch_size, h, w), dtype=torch.float32, pin_memory=cuda),
                 stream=torch.cuda.Stream(device) if cuda else None,
+                session=backend.session(),
             ))
         self._lock = threading.Lock()
         self._in_flight = 0
@@ -81,8 +76,23 @@ class InferenceEngine:
         self.images = 0
         self.last_check: float | None = None
         self.last_check_ok: bool | None = None
-        if cuda:
-            torch.backends.cudnn.benchmark = True
+
+    @classmethod
+    def from_settings(cls, model: AttentionUNet, prep: Preprocessing, settings: Settings,
+                      openvino_dir: Path | None = None) -> InferenceEngine:
+        """An engine on the configured device, backend and precision, with the configured buffers.
+
+        ``openvino_dir`` holds the IR exported at import time (else it is exported now).
+        """
+        s = settings
+        device = resolve_device(s.model.device, s.model.fallback_to_cpu)
+        precision = resolve_precision(s.inference.precision, device)
+        if resolve_backend(s.inference.backend, device) == "openvino":
+            backend = OpenVinoBackend(model, prep.image_size, precision, openvino_dir)
+        else:
+            backend = TorchBackend(model, device, precision)
+        return cls(backend, prep, device, batch_size=s.inference.batch_size, slots=s.memory.pool_size_multiplier,
+                   max_pool_bytes=s.memory.max_pool_size_gb * 2**30, device_pools=s.memory.enable_gpu_pools)
 
     @property
     def capacity(self) -> int:
@@ -118,16 +128,14 @@ class InferenceEngine:
     @torch.inference_mode()
     def _run(self, slot: _Slot, chunk: np.ndarray) -> np.ndarray:
         n = len(chunk)
-        slot.host_in[:n].copy_(torch.from_numpy(chunk))
+        slot.host_in[:n].numpy()[...] = chunk  # host buffers are CPU tensors (pinned on CUDA)
         stream_ctx = torch.cuda.stream(slot.stream) if slot.stream is not None else contextlib.nullcontext()
         with stream_ctx:
             dev_u8 = slot.host_in[:n].to(slot.dev_in.device, non_blocking=True)
             x = normalize_into(slot.dev_in[:n], dev_u8, self.prep)
             if x.device != self.device:
                 x = x.to(self.device, non_blocking=True)
-            with torch.autocast(self.device.type, dtype=DTYPES[self.precision], enabled=self.precision != "fp32"):
-                logits = self.model.forward_logits(x)
-            prob = torch.sigmoid(logits[:, 0].float())
+            prob = torch.sigmoid(slot.session(x)[:, 0])
             slot.host_out[:n].copy_(prob, non_blocking=True)
         if slot.stream is not None:
             slot.stream.synchronize()

@@ -14,20 +14,25 @@ BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")
 
 
 @functools.cache
-def cpu_flags() -> frozenset[str]:
+def _cpuinfo(field: str) -> str:
+    """The first value of ``field`` in /proc/cpuinfo ("" where there is none)."""
     try:
-        text = Path("/proc/cpuinfo").read_text()
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.split(":", 1)[0].strip() == field:
+                return line.split(":", 1)[1].strip()
     except OSError:
-        return frozenset()
-    for line in text.splitlines():
-        if line.startswith("flags"):
-            return frozenset(line.split(":", 1)[1].split())
-    return frozenset()
+        pass
+    return ""
+
+
+def cpu_model() -> str:
+    return _cpuinfo("model name") or "unknown CPU"
 
 
 def cpu_has_fast_bf16() -> bool:
     """True where the CPU has native bf16 matrix instructions (AMX or AVX512-BF16)."""
-    return any(flag in cpu_flags() for flag in BF16_CPU_FLAGS)
+    flags = set(_cpuinfo("flags").split())
+    return any(flag in flags for flag in BF16_CPU_FLAGS)
 
 
 def resolve_device(requested: str, fallback_to_cpu: bool) -> torch.device:

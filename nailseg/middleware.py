@@ -132,7 +132,7 @@ def _replay(body: bytes) -> Receive:
 
 
 async def _send_json(send: Send, status: int, payload: BaseModel, request_id: str) -> None:
-    body = payload.model_dump_json().encode()
+    body = payload.model_dump_json(exclude_none=True).encode()
     await send({"type": "http.response.start", "status": status, "headers": [
         (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
         (REQUEST_ID_HEADER, request_id.encode())]})
@@ -175,7 +175,7 @@ class _ErrorShaper:
         else:
             code = _STATUS_CODES.get(status) or (ErrorCode.INTERNAL_ERROR if status >= 500 else ErrorCode.INVALID_REQUEST)
             message = _foreign_message(data, status)
-            new_body = self.error(code, message).model_dump_json().encode()
+            new_body = self.error(code, message).model_dump_json(exclude_none=True).encode()
         headers = [(k, v) for k, v in self.start["headers"] if k.lower() not in (b"content-length", b"content-type")]
         headers += [(b"content-type", b"application/json"), (b"content-length", str(len(new_body)).encode())]
         await self.send({**self.start, "headers": headers})

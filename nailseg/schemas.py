@@ -119,6 +119,7 @@ class RunnerStatus(BaseModel):
     model: StoredModelInfo | None = None
     device: str
     precision: str | None = None
+    backend: str | None = None
     gpu_available: bool
     pools_ready: bool
     memory_usage: dict[str, float | int] = {}
@@ -150,6 +151,7 @@ class ModelInfoResponse(_Response):
     output_shape: list[int]
     device: str
     precision: str | None
+    backend: str | None
     architecture_details: dict[str, Any]
     preprocessing_config: dict[str, Any]
     training: dict[str, Any]

@@ -6,6 +6,7 @@ person needs to know about the model is in the store entry's metadata.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ import torch
 from pydantic import BaseModel
 from safetensors.torch import load_file, save_file
 
+from nailseg.backends import OPENVINO_DIR, export_openvino, openvino_available
 from nailseg.checkpoint import Checkpoint, CheckpointError
 from nailseg.config import Settings
 from nailseg.model import Architecture, AttentionUNet, parameter_count
@@ -88,6 +90,8 @@ def import_checkpoint(ckpt: Checkpoint, settings: Settings) -> tuple[bentoml.Mod
     }
     with bentoml.models.create(MODEL_NAME, labels=labels, metadata=info.model_dump(mode="json")) as stored:
         save_file({k: v.contiguous() for k, v in model.state_dict().items()}, stored.path_of(WEIGHTS_FILE))
+        if openvino_available():  # export once here, so the runner only compiles at start-up
+            export_openvino(model, prep.image_size, Path(stored.path_of(OPENVINO_DIR)))
     return stored, True
 
 
@@ -102,8 +106,15 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def load_stored(tag: str = f"{MODEL_NAME}:latest") -> tuple[AttentionUNet, StoredModelInfo, str]:
-    """Model (eval mode, CPU), its metadata and its full tag."""
+@dataclass
+class LoadedModel:
+    model: AttentionUNet  # eval mode, on CPU
+    info: StoredModelInfo
+    tag: str
+    openvino_dir: Path | None  # the IR exported at import time, where there is one
+
+
+def load_stored(tag: str = f"{MODEL_NAME}:latest") -> LoadedModel:
     try:
         stored = bentoml.models.get(tag)
     except bentoml.exceptions.NotFound as e:
@@ -111,5 +122,5 @@ def load_stored(tag: str = f"{MODEL_NAME}:latest") -> tuple[AttentionUNet, Store
     info = StoredModelInfo.model_validate(stored.info.metadata)
     model = AttentionUNet(info.architecture)
     model.load_state_dict(load_file(stored.path_of(WEIGHTS_FILE)), strict=True)
-    return model.eval(), info, str(stored.tag)
-
+    ir = Path(stored.path_of(OPENVINO_DIR))
+    return LoadedModel(model.eval(), info, str(stored.tag), ir if (ir / "model.xml").exists() else None)

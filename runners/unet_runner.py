@@ -17,7 +17,6 @@ import torch
 
 from nailseg.config import get_settings
 from nailseg.engine import InferenceEngine
-from nailseg.hardware import resolve_device
 from nailseg.schemas import RunnerStatus
 from nailseg.store import MODEL_NAME, StoredModelInfo, load_stored
 
@@ -39,7 +38,6 @@ class UNetRunner:
 
     def __init__(self) -> None:
         self.settings = settings
-        self.device = resolve_device(settings.model.device, settings.model.fallback_to_cpu)
         self.engine: InferenceEngine | None = None
         self.info: StoredModelInfo | None = None
         self.tag: str | None = None
@@ -54,24 +52,19 @@ class UNetRunner:
         """
         started = time.perf_counter()
         with self._reload_lock:
-            model, info, tag = load_stored(f"{MODEL_NAME}:latest")
+            loaded = load_stored(f"{MODEL_NAME}:latest")
+            info, tag = loaded.info, loaded.tag
             s = self.settings
-            engine = InferenceEngine(
-                model, info.preprocessing, self.device,
-                batch_size=s.inference.batch_size,
-                slots=s.memory.pool_size_multiplier,
-                precision=s.inference.precision,
-                max_pool_bytes=s.memory.max_pool_size_gb * 2**30,
-                device_pools=s.memory.enable_gpu_pools,
-            )
+            engine = InferenceEngine.from_settings(loaded.model, info.preprocessing, s, loaded.openvino_dir)
             if s.health.startup_validation and not engine.check(dummy_inference=True):
                 raise RuntimeError(f"model {tag} failed its start-up validation (non-probability output)")
             if warm_up:
                 engine.warm_up()
             self.engine, self.info, self.tag = engine, info, tag
         seconds = time.perf_counter() - started
-        log.info("loaded %s (%s, %s params) on %s, precision %s, %d buffer slots of %d images, in %.1fs",
-                 tag, info.model_variant, info.parameters, self.device, engine.precision, engine.slot_count,
+        log.info("loaded %s (%s, %s params) on %s, %s %s, %d buffer slots of %d images, in %.1fs",
+                 tag, info.model_variant, info.parameters, engine.device, engine.backend.name, engine.precision,
+                 engine.slot_count,
                  engine.batch_size, seconds)
         return seconds
 
@@ -111,8 +104,9 @@ class UNetRunner:
             model_loaded=engine is not None,
             model_tag=self.tag,
             model=self.info,
-            device=str(self.device),
+            device=str(engine.device) if engine else "none",
             precision=engine.precision if engine else None,
+            backend=engine.backend.name if engine else None,
             gpu_available=torch.cuda.is_available(),
             pools_ready=engine is not None,
             memory_usage=engine.utilisation() if engine else {},

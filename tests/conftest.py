@@ -81,3 +81,40 @@ def require_bundled() -> Path:
 def copy_into(src: Path, dst_dir: Path) -> Path:
     dst_dir.mkdir(parents=True, exist_ok=True)
     return Path(shutil.copy(src, dst_dir / src.name))
+
+
+def make_synthetic_dataset(root: Path, counts=(8, 4, 4), size=64, seed=0) -> Path:
+    """A data set in the nails-roboflow layout: bright ellipses ("nails") on a textured background."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    (root / "splits").mkdir()
+    for split, n in zip(("train", "valid", "test"), counts):
+        stems = []
+        for i in range(n):
+            stem = f"{split}_{i}"
+            img = rng.integers(40, 110, (size, size, 3), dtype=np.uint8)
+            mask = np.zeros((size, size), np.uint8)
+            for _ in range(int(rng.integers(1, 4))):
+                centre = tuple(int(v) for v in rng.integers(10, size - 10, 2))
+                axes = tuple(int(v) for v in rng.integers(4, 10, 2))
+                cv2.ellipse(mask, centre, axes, float(rng.uniform(0, 180)), 0, 360, 255, -1)
+            img[mask > 0] = (235, 200, 200)
+            cv2.imwrite(str(root / "images" / f"{stem}.jpg"), img[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 95])
+            cv2.imwrite(str(root / "masks" / f"{stem}.png"), mask)
+            stems.append(stem)
+        (root / "splits" / f"{split}.txt").write_text("\n".join(stems) + "\n")
+    return root
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory) -> Path:
+    """A few real training steps on a synthetic data set: the run directory."""
+    from training.train import TrainConfig, train
+
+    root = tmp_path_factory.mktemp("training")
+    data = make_synthetic_dataset(root / "data", counts=(24, 4, 4))
+    return train(TrainConfig(data=data, out=root / "run", base_channels=8, depth=2, image_size=64, epochs=5,
+                             batch_size=4, lr=1e-2, bf16=False))

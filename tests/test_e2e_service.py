@@ -168,7 +168,7 @@ def test_threshold_is_per_request(server):
 
 def test_optional_fields_are_absent_unless_asked_for(server):
     body = server.post("/api/unet/segment", {"image_data": b64(example_photos()[0][0])}).json()
-    assert body["confidence_scores"] is None and body["contours"] is None and body["visualizations"] is None
+    assert not {"confidence_scores", "contours", "visualizations"} & set(body)
 
 
 def test_png_bmp_greyscale_and_rotated_inputs(server):
@@ -208,6 +208,17 @@ def test_batch_gives_the_same_masks_as_single_requests(server):
     for photo, result in zip(photos, batch["results"]):
         single = server.post("/api/unet/segment", {"image_data": b64(photo)}).json()
         assert np.array_equal(png_array(single["mask_data"]), png_array(result["mask_data"]))
+
+
+def test_service_mask_equals_evaluation_mask(server):
+    """Serving and evaluation share one code path: the same photo gives the same mask."""
+    from nailseg.config import load_settings
+    from training.evaluate import engine_for, predict_mask
+
+    engine = engine_for(require_bundled(), load_settings(environ={}))
+    for photo, _ in example_photos():
+        served = png_array(server.post("/api/unet/segment", {"image_data": b64(photo)}).json()["mask_data"])
+        assert np.array_equal(served, predict_mask(engine, photo.read_bytes(), 0.5, 10**7))
 
 
 def test_bentoml_sdk_client(server):
@@ -310,11 +321,12 @@ def test_reload_does_not_fail_requests_in_flight(server):
     assert statuses == [200] * 12
 
 
-def test_initialize_serves_a_newly_imported_model(server, tiny_checkpoint):
+def test_initialize_serves_a_newly_imported_model(server, trained_run):
+    checkpoint = trained_run / "best_model.pth"  # a few real training steps: trains, imports, serves
     before = server.get("/api/unet/model-info").json()["model_tag"]
-    out = run_import(server.env, tiny_checkpoint)
+    out = run_import(server.env, checkpoint)
     assert "imported unet:" in out and "already" not in out
-    assert "already imported" in run_import(server.env, tiny_checkpoint)  # same file: no second version
+    assert "already imported" in run_import(server.env, checkpoint)  # same file: no second version
     body = server.post("/api/unet/initialize", {"force_reload": True}).json()
     assert body["success"] and body["model_tag"] != before
     info = server.get("/api/unet/model-info").json()

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from pydantic import BaseModel
 from tqdm import tqdm
 
+from nailseg.checkpoint import read_checkpoint
 from nailseg.hardware import cpu_has_fast_bf16
 from nailseg.model import PRESETS, Architecture, AttentionUNet
 from nailseg.preprocess import Preprocessing, to_tensor
@@ -41,6 +42,7 @@ class TrainConfig(BaseModel):
     limit: int | None = None  # use only the first N train/valid images (smoke tests)
     max_steps: int | None = None  # stop each epoch after N steps (smoke tests)
     bf16: bool | None = None  # None: use bf16 autocast where the CPU has it, or on CUDA
+    init_from: Path | None = None  # start from this checkpoint's weights (fine-tuning, longer runs)
 
     def architecture(self) -> Architecture:
         preset = PRESETS[self.variant]
@@ -99,7 +101,14 @@ def train(cfg: TrainConfig) -> Path:
              len(train_x), len(valid_x), size, time.perf_counter() - t0, device, use_bf16)
 
     arch = cfg.architecture()
-    model = AttentionUNet(arch, dropout=cfg.dropout).to(device).to(memory_format=torch.channels_last)
+    model = AttentionUNet(arch, dropout=cfg.dropout)
+    if cfg.init_from is not None:
+        start = read_checkpoint(cfg.init_from)
+        arch = start.architecture
+        model = AttentionUNet(arch, dropout=cfg.dropout)
+        model.load_state_dict(start.state_dict)
+        log.info("starting from %s (%s)", cfg.init_from, start.training.get("metrics"))
+    model = model.to(device).to(memory_format=torch.channels_last)
     steps_per_epoch = len(train_x) // cfg.batch_size
     if cfg.max_steps:
         steps_per_epoch = min(steps_per_epoch, cfg.max_steps)
@@ -120,6 +129,7 @@ def train(cfg: TrainConfig) -> Path:
         "loss": "bce+dice",
         "seed": cfg.seed,
         "data": str(cfg.data),
+        "init_from": str(cfg.init_from) if cfg.init_from else None,
     }
     writer = CheckpointWriter(cfg.out)
     augment = Augmenter(cfg.seed)

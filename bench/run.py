@@ -1,0 +1,268 @@
+"""Measure the service side by side with its ceiling and a naive server, in one run.
+
+    python -m bench.run [--checkpoint FILE] [--seconds 20] [--out bench/results]
+
+a. ceiling: the runner's engine in-process, images/s at batch sizes 1..batch_size;
+b. the service over HTTP (`bentoml serve`, /api/unet/segment, JSON base64), closed loop, concurrency 1/8/32;
+c. the naive peer (bench/naive_server.py) under the same load;
+d. per-request pipeline costs in microseconds.
+Same checkpoint, same photos (real, mixed sizes), loopback only, bounded in time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import httpx
+import numpy as np
+import torch
+
+from bench.load import LoadResult, closed_loop
+from nailseg import pipeline, postprocess
+from nailseg.config import load_settings
+from nailseg.backends import openvino_available
+from nailseg.hardware import cpu_has_fast_bf16, cpu_model
+from nailseg.imaging import b64_png, decode_base64, decode_image
+from nailseg.preprocess import resize_to_model
+from training.evaluate import engine_for
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT.parent / "shared" / "data" / "nails-roboflow"
+SIZES = [(432, 432), (640, 480), (1024, 768), (1280, 960)]  # (w, h): what phones and web uploads send
+
+
+def load_photos(n: int) -> list[bytes]:
+    """n real photos as JPEG bytes, resized round-robin to mixed sizes."""
+    if (DATA / "splits" / "test.txt").exists():
+        stems = (DATA / "splits" / "test.txt").read_text().split()[:n]
+        paths = [DATA / "images" / f"{s}.jpg" for s in stems]
+    else:
+        paths = sorted((ROOT / "examples").glob("*.jpg"))
+    out = []
+    for i in range(n):
+        img = cv2.imread(str(paths[i % len(paths)]))
+        img = cv2.resize(img, SIZES[i % len(SIZES)], interpolation=cv2.INTER_CUBIC)
+        out.append(cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes())
+    return out
+
+
+def ceiling(engine, photos: list[bytes], seconds: float, sizes=None) -> list[dict]:
+    """The runner's own path in-process: images/s at batch sizes 1, 2, 4, .. batch_size."""
+    inputs = np.stack([resize_to_model(decode_image(p, 10**8), engine.prep.image_size) for p in photos])
+    results = []
+    for n in sizes or [2**k for k in range(engine.batch_size.bit_length()) if 2**k <= engine.batch_size]:
+        batch = np.resize(inputs, (n, *inputs.shape[1:]))
+        for _ in range(3):  # first calls at a new shape pay one-off kernel selection
+            engine.infer(batch)
+        done, started = 0, time.perf_counter()
+        while time.perf_counter() - started < seconds:
+            engine.infer(batch)
+            done += n
+        results.append({"batch": n, "images_per_s": done / (time.perf_counter() - started)})
+    return results
+
+
+def backend_comparison(checkpoint: Path, photos: list[bytes], settings, seconds: float) -> list[dict]:
+    """The candidate CPU paths side by side: images/s at batch 1 and at the largest batch."""
+    results = []
+    for backend in ("torch", "openvino"):
+        if backend == "openvino" and not openvino_available():
+            continue
+        for precision in ("fp32", "bf16") if cpu_has_fast_bf16() else ("fp32",):
+            inference = settings.inference.model_copy(update={"backend": backend, "precision": precision})
+            engine = engine_for(checkpoint, settings.model_copy(update={"inference": inference}))
+            for row in ceiling(engine, photos, seconds, sizes=(1, engine.batch_size)):
+                results.append({"backend": backend, "precision": precision, **row})
+                print(f"  {backend:8s} {precision} batch {row['batch']}: {row['images_per_s']:.1f} img/s", flush=True)
+    return results
+
+
+def pipeline_costs(engine, photo: bytes, repeats: int = 30) -> dict[str, float]:
+    """Median microseconds of each step for one photo."""
+    text = base64.b64encode(photo).decode()
+    steps = {}
+
+    def timed(name, fn):
+        times = []
+        for _ in range(repeats):
+            t = time.perf_counter()
+            value = fn()
+            times.append(time.perf_counter() - t)
+        steps[name] = float(np.median(times) * 1e6)
+        return value
+
+    raw = timed("base64_decode", lambda: decode_base64(text))
+    rgb = timed("image_decode", lambda: decode_image(raw, 10**8))
+    small = timed("resize_to_model", lambda: resize_to_model(rgb, engine.prep.image_size))
+    prob = timed("model_batch1", lambda: engine.infer(small[None])[0])
+    full = timed("probability_resize", lambda: postprocess.probability_at(prob, *rgb.shape[:2]))
+    mask = timed("threshold", lambda: postprocess.mask_from(full, 0.5))
+    timed("png_encode_base64", lambda: b64_png(mask))
+    timed("contours", lambda: postprocess.contours(mask))
+    steps["image_size"] = f"{rgb.shape[1]}x{rgb.shape[0]}"
+    return steps
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(check, proc: subprocess.Popen, timeout: float = 240) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError("server exited during start-up")
+        try:
+            if check():
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(1)
+    raise TimeoutError("server did not start")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+def run_load(name: str, url: str, bodies: list[bytes], levels: list[int], seconds: float) -> list[LoadResult]:
+    results = []
+    for c in levels:
+        r = closed_loop(url, bodies, c, seconds)
+        print(f"  {name:8s} c={c:<3d} {r.images_per_s:7.1f} img/s  p50 {r.p50_ms:7.1f}  p95 {r.p95_ms:7.1f}  "
+              f"p99 {r.p99_ms:7.1f} ms  errors {r.errors}/{r.requests}", flush=True)
+        results.append(r)
+    return results
+
+
+def bench_service(checkpoint: Path, bodies, levels, seconds, log_dir: Path) -> list[LoadResult]:
+    home = Path(tempfile.mkdtemp(prefix="bench_bentoml_"))
+    env = {**os.environ, "BENTOML_HOME": str(home), "BENTOML_DO_NOT_TRACK": "True"}
+    subprocess.run([sys.executable, "-m", "models_import", "--checkpoint", str(checkpoint)], cwd=ROOT, env=env,
+                   check=True, capture_output=True)
+    port = free_port()
+    with (log_dir / "service.log").open("w") as log:
+        proc = subprocess.Popen([str(Path(sys.executable).parent / "bentoml"), "serve", ".", "--port", str(port),
+                                 "--host", "127.0.0.1"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    try:
+        wait_until(lambda: httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=5).status_code == 200, proc)
+        return run_load("service", f"http://127.0.0.1:{port}/api/unet/segment", bodies, levels, seconds)
+    finally:
+        stop(proc)
+
+
+def bench_naive(checkpoint: Path, bodies, levels, seconds, log_dir: Path) -> list[LoadResult]:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/api/unet/segment"
+    with (log_dir / "naive.log").open("w") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "bench.naive_server", "--checkpoint", str(checkpoint),
+                                 "--port", str(port)], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    try:
+        wait_until(lambda: httpx.post(url, content=bodies[0], timeout=60).status_code == 200, proc)
+        return run_load("naive", url, bodies, levels, seconds)
+    finally:
+        stop(proc)
+
+
+def chart(report: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for name, style in (("service", "o-"), ("naive", "s--")):
+        rows = report[name]
+        c = [r["concurrency"] for r in rows]
+        left.plot(c, [r["images_per_s"] for r in rows], style, label=name)
+        right.plot(c, [r["p95_ms"] for r in rows], style, label=name)
+    left.axhline(report["ceiling_best"], color="grey", linestyle=":", label="ceiling (in-process)")
+    left.set(xscale="log", xlabel="concurrency", ylabel="images/s", title="throughput")
+    right.set(xscale="log", yscale="log", xlabel="concurrency", ylabel="p95 latency (ms)", title="p95 latency")
+    for ax in (left, right):
+        ax.set_xticks(report["levels"], [str(v) for v in report["levels"]])
+        ax.minorticks_off()
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle(f"{report['model']} on {report['machine']}", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--checkpoint", type=Path, default=ROOT / "models/unet/checkpoints/best_model.pth")
+    p.add_argument("--photos", type=int, default=16)
+    p.add_argument("--seconds", type=float, default=20, help="per load level")
+    p.add_argument("--levels", type=int, nargs="+", default=[1, 8, 32])
+    p.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    args = p.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+
+    photos = load_photos(args.photos)
+    bodies = [json.dumps({"image_data": base64.b64encode(ph).decode(), "threshold": 0.5}).encode() for ph in photos]
+    settings = load_settings()
+    engine = engine_for(args.checkpoint, settings)
+    device, backend, precision = engine.device, engine.backend.name, engine.precision
+    print(f"engine: {device} {backend} {precision}, input {engine.prep.image_size}, batch {engine.batch_size}")
+
+    costs = pipeline_costs(engine, photos[2])
+    print("pipeline costs (us):", {k: (round(v) if isinstance(v, float) else v) for k, v in costs.items()})
+    ceil = ceiling(engine, photos, seconds=min(args.seconds / 2, 10))
+    print("ceiling:", ", ".join(f"batch {r['batch']}: {r['images_per_s']:.1f} img/s" for r in ceil))
+    del engine
+    print("CPU paths:")
+    paths = backend_comparison(args.checkpoint, photos, settings, seconds=min(args.seconds / 4, 5))
+
+    service = bench_service(args.checkpoint, bodies, args.levels, args.seconds, args.out)
+    naive = bench_naive(args.checkpoint, bodies, args.levels, args.seconds, args.out)
+
+    best = max(r["images_per_s"] for r in ceil)
+    top_s, top_n = service[-1], naive[-1]
+    report = {
+        "model": args.checkpoint.name, "machine": f"{cpu_model()}, "
+        f"{os.cpu_count()} cores, torch {torch.__version__}",
+        "levels": args.levels, "photos": args.photos, "seconds_per_level": args.seconds,
+        "engine": {"device": str(device), "backend": backend, "precision": precision},
+        "pipeline_costs_us": costs, "cpu_paths": paths, "ceiling": ceil, "ceiling_best": best,
+        "service": [r.model_dump() for r in service], "naive": [r.model_dump() for r in naive],
+        "ratios": {
+            f"service_c{top_s.concurrency}_over_ceiling": top_s.images_per_s / best,
+            f"service_c{top_s.concurrency}_over_naive": top_s.images_per_s / max(top_n.images_per_s, 1e-9),
+            "p50_c1_service_over_naive": service[0].p50_ms / naive[0].p50_ms,
+        },
+    }
+    print("\n| concurrency | service img/s | p50 / p95 / p99 ms | errors | naive img/s | p50 / p95 / p99 ms | errors |")
+    print("|---|---|---|---|---|---|---|")
+    for s, n in zip(service, naive):
+        print(f"| {s.concurrency} | {s.images_per_s:.1f} | {s.p50_ms:.0f} / {s.p95_ms:.0f} / {s.p99_ms:.0f} | "
+              f"{s.errors} | {n.images_per_s:.1f} | {n.p50_ms:.0f} / {n.p95_ms:.0f} / {n.p99_ms:.0f} | {n.errors} |")
+    print(f"\nceiling (best batch): {best:.1f} img/s")
+    for k, v in report["ratios"].items():
+        print(f"{k}: {v:.2f}")
+    (args.out / "benchmark.json").write_text(json.dumps(report, indent=2))
+    chart(report, args.out / "benchmark.png")
+    print(f"wrote {args.out / 'benchmark.json'} and {args.out / 'benchmark.png'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,94 @@
+"""The inference engine: buffers, batching, concurrency, and every fast path agreeing with fp32."""
+
+from __future__ import annotations
+
+import concurrent.futures
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import example_photos, randomised_model, require_bundled
+from nailseg.backends import OpenVinoBackend, TorchBackend, openvino_available
+from nailseg.config import load_settings
+from nailseg.engine import InferenceEngine
+from nailseg.preprocess import Preprocessing, to_tensor
+from training.evaluate import engine_for, predict_mask
+
+PREP = Preprocessing(image_size=(32, 32))
+CPU = torch.device("cpu")
+
+
+def engine(backend=None, batch_size=4, slots=2) -> InferenceEngine:
+    backend = backend or TorchBackend(randomised_model(), CPU, "fp32")
+    return InferenceEngine(backend, PREP, CPU, batch_size=batch_size, slots=slots)
+
+
+def images(n: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)
+
+
+def test_output_is_the_models_probability_for_every_image():
+    e = engine()
+    x = images(10)  # more than one batch: chunked through the same buffers
+    prob = e.infer(x)
+    assert prob.shape == (10, 32, 32) and prob.dtype == np.float32
+    with torch.no_grad():
+        expected = randomised_model()(to_tensor(x, PREP))[:, 0].numpy()
+    np.testing.assert_allclose(prob, expected, atol=1e-5)
+    stats = e.utilisation()
+    assert stats["images_run"] == 10 and stats["batches_run"] == 3 and stats["pool_capacity_images"] == 8
+    assert stats["input_pool_utilization"] == 0 and 0 < stats["peak_pool_utilization"] <= 1
+
+
+def test_concurrent_calls_get_their_own_results():
+    e = engine(slots=2)
+    batches = [images(3, seed) for seed in range(12)]
+    serial = [e.infer(b) for b in batches]
+    with concurrent.futures.ThreadPoolExecutor(6) as pool:
+        parallel = list(pool.map(e.infer, batches))
+    for a, b in zip(serial, parallel):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_wrong_input_is_refused():
+    with pytest.raises(ValueError, match="expected uint8"):
+        engine().infer(np.zeros((1, 16, 16, 3), np.uint8))
+    with pytest.raises(ValueError, match="expected uint8"):
+        engine().infer(np.zeros((1, 32, 32, 3), np.float32))
+
+
+def test_pool_is_capped_by_max_pool_size():
+    backend = TorchBackend(randomised_model(), CPU, "fp32")
+    e = InferenceEngine(backend, PREP, CPU, batch_size=4, slots=10, max_pool_bytes=3 * 4 * 32 * 32 * 19)
+    assert e.slot_count == 3
+    with pytest.raises(ValueError, match="max_pool_size_gb"):
+        InferenceEngine(backend, PREP, CPU, batch_size=4, max_pool_bytes=100)
+
+
+FAST_PATHS = [("torch", "bf16")] + ([("openvino", "fp32"), ("openvino", "bf16")] if openvino_available() else [])
+
+
+@pytest.mark.parametrize("backend, precision", FAST_PATHS)
+def test_fast_paths_give_the_fp32_masks_on_real_photos(backend, precision):
+    """Whatever path the runner picks, its masks agree with plain PyTorch fp32 (IoU >= 0.99)."""
+    settings = load_settings(environ={})
+    reference = engine_for(require_bundled(), settings.model_copy(update={"inference": settings.inference.model_copy(
+        update={"backend": "torch", "precision": "fp32"})}))
+    fast = engine_for(require_bundled(), settings.model_copy(update={"inference": settings.inference.model_copy(
+        update={"backend": backend, "precision": precision})}))
+    assert fast.backend.name == backend and fast.precision == precision
+    inter = union = 0
+    for photo, _ in example_photos():
+        a = predict_mask(reference, photo.read_bytes(), 0.5, 10**7) > 0
+        b = predict_mask(fast, photo.read_bytes(), 0.5, 10**7) > 0
+        inter, union = inter + (a & b).sum(), union + (a | b).sum()
+    assert inter / union >= 0.99
+
+
+@pytest.mark.skipif(not openvino_available(), reason="openvino not installed")
+def test_openvino_matches_pytorch_on_a_random_model():
+    model = randomised_model()
+    x = images(5)
+    ov = engine(OpenVinoBackend(model, (32, 32), "fp32", None)).infer(x)
+    np.testing.assert_allclose(ov, engine().infer(x), atol=1e-4)

@@ -1,0 +1,111 @@
+"""Evaluate a checkpoint on a data split through the service's own image and mask code.
+
+    python -m training.evaluate --checkpoint FILE --data ../shared/data/nails-roboflow --split test
+
+Each photo goes the way a request goes: file bytes -> decode -> resize -> engine (same device,
+precision and buffers as the runner) -> probability at the photo's size -> threshold. The mask
+is compared with the label mask at the photo's own resolution.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+from pydantic import BaseModel
+
+from nailseg import pipeline
+from nailseg.checkpoint import CheckpointError, read_checkpoint
+from nailseg.config import Settings, load_settings
+from nailseg.engine import InferenceEngine
+from nailseg.store import preprocessing_for
+from training.data import read_mask, read_split
+
+
+class Scores(BaseModel):
+    images: int
+    pooled_dice: float
+    pooled_iou: float
+    precision: float
+    recall: float
+    mean_dice: float  # per image, then averaged (an image with no nail and no prediction scores 1)
+    mean_iou: float
+
+
+def engine_for(checkpoint: Path, settings: Settings) -> InferenceEngine:
+    ckpt = read_checkpoint(checkpoint, fallback_variant=settings.model.model_variant)
+    prep, _ = preprocessing_for(ckpt, settings)
+    return InferenceEngine.from_settings(ckpt.build_model(), prep, settings)
+
+
+def predict_mask(engine: InferenceEngine, raw: bytes, threshold: float, max_pixels: int) -> np.ndarray:
+    """The service's mask for these image bytes (uint8 0/255 at the image's size)."""
+    prepared = pipeline.prepare_bytes(raw, engine.prep, max_pixels)
+    prob = engine.infer(prepared.model_input[None])[0]
+    return pipeline.mask_for(prepared, prob, threshold)[1]
+
+
+def score(pairs: list[tuple[np.ndarray, np.ndarray]]) -> Scores:
+    """Dice/IoU/precision/recall from (predicted, true) boolean masks."""
+    tp = fp = fn = 0
+    dices, ious = [], []
+    for pred, true in pairs:
+        i_tp = int((pred & true).sum())
+        i_fp = int((pred & ~true).sum())
+        i_fn = int((~pred & true).sum())
+        tp, fp, fn = tp + i_tp, fp + i_fp, fn + i_fn
+        denom = 2 * i_tp + i_fp + i_fn
+        dices.append(2 * i_tp / denom if denom else 1.0)
+        ious.append(i_tp / (i_tp + i_fp + i_fn) if denom else 1.0)
+    return Scores(
+        images=len(pairs),
+        pooled_dice=2 * tp / max(2 * tp + fp + fn, 1),
+        pooled_iou=tp / max(tp + fp + fn, 1),
+        precision=tp / max(tp + fp, 1),
+        recall=tp / max(tp + fn, 1),
+        mean_dice=float(np.mean(dices)) if dices else 0.0,
+        mean_iou=float(np.mean(ious)) if ious else 0.0,
+    )
+
+
+def evaluate(engine: InferenceEngine, data: Path, split: str, threshold: float, max_pixels: int,
+             limit: int | None = None) -> Scores:
+    pairs = []
+    for sample in read_split(data, split)[:limit]:
+        pred = predict_mask(engine, sample.image_path.read_bytes(), threshold, max_pixels) > 0
+        pairs.append((pred, read_mask(sample.mask_path) > 0))
+    return score(pairs)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--checkpoint", type=Path, required=True)
+    p.add_argument("--data", type=Path, required=True)
+    p.add_argument("--split", default="test", choices=["train", "valid", "test"])
+    p.add_argument("--threshold", type=float, help="default: config.yaml's inference.threshold")
+    p.add_argument("--limit", type=int, help="only the first N images")
+    p.add_argument("--json", type=Path, help="also write the scores here")
+    args = p.parse_args(argv)
+    settings = load_settings()
+    threshold = settings.inference.threshold if args.threshold is None else args.threshold
+    try:
+        engine = engine_for(args.checkpoint, settings)
+    except CheckpointError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    scores = evaluate(engine, args.data, args.split, threshold, settings.limits.max_image_pixels, args.limit)
+    print(f"{args.checkpoint} on {args.split} ({scores.images} images, threshold {threshold}, "
+          f"{engine.device} {engine.precision}):")
+    for name, value in scores.model_dump().items():
+        if name != "images":
+            print(f"  {name:12s} {value:.4f}")
+    if args.json:
+        args.json.write_text(json.dumps({"split": args.split, "threshold": threshold, **scores.model_dump()}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
