@@ -29,11 +29,11 @@ import numpy as np
 import torch
 
 from bench.load import LoadResult, closed_loop
-from nailseg import pipeline, postprocess
+from nailseg import postprocess
 from nailseg.config import load_settings
 from nailseg.backends import openvino_available
 from nailseg.hardware import cpu_has_fast_bf16, cpu_model
-from nailseg.imaging import b64_png, decode_base64, decode_image
+from nailseg.imaging import b64_png, decode_base64, decode_image, decode_reduced
 from nailseg.preprocess import resize_to_model
 from training.evaluate import engine_for
 
@@ -103,14 +103,15 @@ def pipeline_costs(engine, photo: bytes, repeats: int = 30) -> dict[str, float]:
         return value
 
     raw = timed("base64_decode", lambda: decode_base64(text))
-    rgb = timed("image_decode", lambda: decode_image(raw, 10**8))
+    timed("image_decode_full", lambda: decode_image(raw, 10**8))
+    rgb, size = timed("image_decode_reduced", lambda: decode_reduced(raw, 10**8, max(engine.prep.image_size)))
     small = timed("resize_to_model", lambda: resize_to_model(rgb, engine.prep.image_size))
     prob = timed("model_batch1", lambda: engine.infer(small[None])[0])
-    full = timed("probability_resize", lambda: postprocess.probability_at(prob, *rgb.shape[:2]))
+    full = timed("probability_resize", lambda: postprocess.probability_at(prob, *size))
     mask = timed("threshold", lambda: postprocess.mask_from(full, 0.5))
     timed("png_encode_base64", lambda: b64_png(mask))
     timed("contours", lambda: postprocess.contours(mask))
-    steps["image_size"] = f"{rgb.shape[1]}x{rgb.shape[0]}"
+    steps["image_size"] = f"{size[1]}x{size[0]}"
     return steps
 
 
@@ -143,10 +144,12 @@ def stop(proc: subprocess.Popen) -> None:
 
 
 def run_load(name: str, url: str, bodies: list[bytes], levels: list[int], seconds: float) -> list[LoadResult]:
+    """Each level in turn, then concurrency 1 again: does latency at low load recover after a burst?"""
     results = []
-    for c in levels:
-        r = closed_loop(url, bodies, c, seconds)
-        print(f"  {name:8s} c={c:<3d} {r.images_per_s:7.1f} img/s  p50 {r.p50_ms:7.1f}  p95 {r.p95_ms:7.1f}  "
+    for i, c in enumerate([*levels, 1]):
+        r = closed_loop(url, bodies, c, seconds if i < len(levels) else seconds / 2)
+        label = f"c={c}" if i < len(levels) else "c=1 after"
+        print(f"  {name:8s} {label:9s} {r.images_per_s:7.1f} img/s  p50 {r.p50_ms:7.1f}  p95 {r.p95_ms:7.1f}  "
               f"p99 {r.p99_ms:7.1f} ms  errors {r.errors}/{r.requests}", flush=True)
         results.append(r)
     return results
@@ -237,6 +240,7 @@ def main(argv: list[str] | None = None) -> None:
     naive = bench_naive(args.checkpoint, bodies, args.levels, args.seconds, args.out)
 
     best = max(r["images_per_s"] for r in ceil)
+    (service, service_after), (naive, naive_after) = (service[:-1], service[-1]), (naive[:-1], naive[-1])
     top_s, top_n = service[-1], naive[-1]
     report = {
         "model": args.checkpoint.name, "machine": f"{cpu_model()}, "
@@ -245,10 +249,12 @@ def main(argv: list[str] | None = None) -> None:
         "engine": {"device": str(device), "backend": backend, "precision": precision},
         "pipeline_costs_us": costs, "cpu_paths": paths, "ceiling": ceil, "ceiling_best": best,
         "service": [r.model_dump() for r in service], "naive": [r.model_dump() for r in naive],
+        "after_burst_c1": {"service": service_after.model_dump(), "naive": naive_after.model_dump()},
         "ratios": {
             f"service_c{top_s.concurrency}_over_ceiling": top_s.images_per_s / best,
             f"service_c{top_s.concurrency}_over_naive": top_s.images_per_s / max(top_n.images_per_s, 1e-9),
             "p50_c1_service_over_naive": service[0].p50_ms / naive[0].p50_ms,
+            "p50_c1_after_burst_over_fresh_service": service_after.p50_ms / service[0].p50_ms,
         },
     }
     print("\n| concurrency | service img/s | p50 / p95 / p99 ms | errors | naive img/s | p50 / p95 / p99 ms | errors |")
@@ -256,6 +262,9 @@ def main(argv: list[str] | None = None) -> None:
     for s, n in zip(service, naive):
         print(f"| {s.concurrency} | {s.images_per_s:.1f} | {s.p50_ms:.0f} / {s.p95_ms:.0f} / {s.p99_ms:.0f} | "
               f"{s.errors} | {n.images_per_s:.1f} | {n.p50_ms:.0f} / {n.p95_ms:.0f} / {n.p99_ms:.0f} | {n.errors} |")
+    s, n = service_after, naive_after
+    print(f"| 1, after the burst | {s.images_per_s:.1f} | {s.p50_ms:.0f} / {s.p95_ms:.0f} / {s.p99_ms:.0f} | "
+          f"{s.errors} | {n.images_per_s:.1f} | {n.p50_ms:.0f} / {n.p95_ms:.0f} / {n.p99_ms:.0f} | {n.errors} |")
     print(f"\nceiling (best batch): {best:.1f} img/s")
     for k, v in report["ratios"].items():
         print(f"{k}: {v:.2f}")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import warnings
 from pathlib import Path
 from typing import Protocol
 
@@ -83,13 +84,21 @@ class _Logits(torch.nn.Module):
         return self.model.forward_logits(x)
 
 
+def _convert(model: AttentionUNet, image_size: tuple[int, int]):
+    """PyTorch -> OpenVINO model with a dynamic batch dimension (traces once; its deprecation noise muted)."""
+    import openvino as ov
+
+    h, w = image_size
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        return ov.convert_model(_Logits(model.eval()), example_input=torch.zeros(1, 3, h, w), input=[(-1, 3, h, w)])
+
+
 def export_openvino(model: AttentionUNet, image_size: tuple[int, int], out_dir: Path) -> Path:
     """Write the model (logits, dynamic batch) as OpenVINO IR; returns the .xml path."""
     import openvino as ov
 
-    h, w = image_size
-    with torch.no_grad():
-        ir = ov.convert_model(_Logits(model.eval()), example_input=torch.zeros(1, 3, h, w), input=[(-1, 3, h, w)])
+    ir = _convert(model, image_size)
     out_dir.mkdir(parents=True, exist_ok=True)
     ov.save_model(ir, out_dir / "model.xml", compress_to_fp16=False)
     return out_dir / "model.xml"
@@ -106,8 +115,7 @@ class OpenVinoBackend:
         xml = ir_dir / "model.xml" if ir_dir is not None else None
         if xml is None or not xml.exists():
             log.info("no cached OpenVINO IR: exporting at start-up")
-            source = ov.convert_model(_Logits(model.eval()), example_input=torch.zeros(1, 3, *image_size),
-                                      input=[(-1, 3, *image_size)])
+            source = _convert(model, image_size)
         else:
             source = str(xml)
         self.compiled = ov.Core().compile_model(source, "CPU", {

@@ -10,24 +10,22 @@ from dataclasses import dataclass
 import numpy as np
 
 from nailseg import postprocess
-from nailseg.imaging import b64_png, decode_base64, decode_image
+from nailseg.imaging import b64_png, decode_base64, decode_image, decode_reduced
 from nailseg.preprocess import Preprocessing, resize_to_model
 from nailseg.schemas import SegmentOptions
 
 
 @dataclass
 class PreparedImage:
-    rgb: np.ndarray  # the decoded photo at its own size (kept for the overlay picture)
+    size: tuple[int, int]  # (height, width) of the photo as displayed: the mask's size
     model_input: np.ndarray  # uint8 RGB at the model's size
-
-    @property
-    def size(self) -> tuple[int, int]:
-        return self.rgb.shape[0], self.rgb.shape[1]
+    raw: bytes  # the encoded photo, decoded in full only for the overlay picture
 
 
 def prepare_bytes(raw: bytes, prep: Preprocessing, max_pixels: int) -> PreparedImage:
-    rgb = decode_image(raw, max_pixels)
-    return PreparedImage(rgb=rgb, model_input=resize_to_model(rgb, prep.image_size))
+    """Decode (large JPEGs at a reduced scale that still covers the model input) and resize."""
+    rgb, size = decode_reduced(raw, max_pixels, at_least=max(prep.image_size))
+    return PreparedImage(size=size, model_input=resize_to_model(rgb, prep.image_size), raw=raw)
 
 
 def prepare(image_data: str, prep: Preprocessing, max_pixels: int) -> PreparedImage:
@@ -48,5 +46,6 @@ def finish(prepared: PreparedImage, prob: np.ndarray, threshold: float, options:
         "mask_data": b64_png(mask),
         "confidence_scores": postprocess.confidence(full, mask) if options.return_confidence else None,
         "contours": postprocess.contours(mask) if options.return_contours else None,
-        "visualizations": postprocess.visualizations(prepared.rgb, full, mask) if options.return_visualizations else None,
+        "visualizations": (postprocess.visualizations(decode_image(prepared.raw, mask.size), full, mask)
+                           if options.return_visualizations else None),
     }

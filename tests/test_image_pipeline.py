@@ -13,7 +13,7 @@ from PIL import Image
 from nailseg import postprocess
 from nailseg.errors import ApiError, ErrorCode
 from nailseg.imaging import decode_base64, decode_image
-from nailseg.pipeline import finish, prepare_bytes
+from nailseg.pipeline import finish, mask_for, prepare_bytes
 from nailseg.preprocess import Preprocessing
 from nailseg.schemas import SegmentOptions
 
@@ -118,3 +118,18 @@ def test_threshold_decides_the_mask():
     prob = np.linspace(0, 1, 100, dtype=np.float32).reshape(10, 10)
     assert (postprocess.mask_from(prob, 0.25) > 0).sum() > (postprocess.mask_from(prob, 0.75) > 0).sum()
     assert (postprocess.mask_from(prob, 0.0) > 0).all() and not (postprocess.mask_from(prob, 1.01) > 0).any()
+
+
+def test_large_jpeg_is_decoded_reduced_but_masked_at_full_size():
+    from nailseg.imaging import decode_reduced
+
+    big = photo(1600, 1200).resize((1600, 1200))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    rgb, size = decode_reduced(encode(big, "JPEG", exif=exif), LIMIT, at_least=192)
+    assert size == (1600, 1200)  # displayed (rotated) height, width
+    assert rgb.shape == (400, 300, 3)  # 1/4 scale still covers 192
+    prepared = prepare_bytes(encode(big, "JPEG"), Preprocessing(image_size=(192, 192)), LIMIT)
+    assert prepared.size == (1200, 1600) and prepared.model_input.shape == (192, 192, 3)
+    _, mask = mask_for(prepared, np.zeros((192, 192), np.float32), 0.5)
+    assert mask.shape == (1200, 1600)
