@@ -18,3 +18,7 @@ serve: setup
 
 test: setup
 	$(PY) -m pytest
+
+bench: setup
+	$(PY) -m pip install -q -e ".[bench]"
+	$(PY) -m bench.run

@@ -14,6 +14,7 @@ from http import HTTPStatus
 
 import aiohttp
 import bentoml
+import numpy as np
 from pydantic import BaseModel
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -218,8 +219,6 @@ class UNetAPI:
 
     async def _infer(self, prepared: list[PreparedImage]):
         """Probabilities for the prepared images, in runner-sized chunks that the batcher can merge."""
-        import numpy as np
-
         step = self.settings.inference.batch_size
         chunks = [np.stack([p.model_input for p in prepared[i:i + step]]) for i in range(0, len(prepared), step)]
         results = await asyncio.gather(*(self._call_runner("infer", c) for c in chunks))

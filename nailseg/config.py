@@ -44,6 +44,7 @@ class InferenceSettings(_Section):
     enable_confidence: bool = True
     enable_batch_processing: bool = True
     max_latency_ms: int = Field(1000, ge=1, description="adaptive batching: longest a request may wait")
+    max_batch_wait_ms: float = Field(0, ge=0, description="longest the batcher may hold a request to fill a batch")
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     backend: Literal["auto", "torch", "openvino"] = "auto"
 
