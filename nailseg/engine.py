@@ -25,7 +25,7 @@ from nailseg.backends import (
 from nailseg.config import Settings
 from nailseg.hardware import resolve_device
 from nailseg.model import AttentionUNet
-from nailseg.preprocess import Preprocessing, normalize_into
+from nailseg.preprocess import Preprocessing, normalize_into, resize_to_model
 
 log = logging.getLogger(__name__)
 
@@ -101,8 +101,11 @@ class InferenceEngine:
     def infer(self, images: np.ndarray) -> np.ndarray:
         """(N, H, W, 3) uint8 at model size -> (N, H, W) float32 probabilities."""
         h, w = self.prep.image_size
-        if images.dtype != np.uint8 or images.ndim != 4 or images.shape[1:] != (h, w, 3):
+        if images.dtype != np.uint8 or images.ndim != 4 or images.shape[3] != 3:
             raise ValueError(f"expected uint8 (N, {h}, {w}, 3), got {images.dtype} {images.shape}")
+        if images.shape[1:3] != (h, w):  # a caller still sized for the model served before a reload
+            log.warning("resizing %s inputs to the model's %dx%d", images.shape[1:3], h, w)
+            images = np.stack([resize_to_model(image, (h, w)) for image in images])
         out = np.empty(images.shape[:3], np.float32)
         for start in range(0, len(images), self.batch_size):
             chunk = images[start:start + self.batch_size]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -53,19 +52,6 @@ def tiny_checkpoint(tmp_path: Path) -> Path:
     return path
 
 
-@pytest.fixture()
-def model_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A private BENTOML_HOME for this test."""
-    home = tmp_path / "bentoml"
-    monkeypatch.setenv("BENTOML_HOME", str(home))
-    from bentoml._internal.configuration.containers import BentoMLContainer
-
-    BentoMLContainer.bentoml_home.set(str(home))
-    BentoMLContainer.model_store.reset()
-    yield home
-    BentoMLContainer.model_store.reset()
-
-
 def example_photos() -> list[tuple[Path, Path]]:
     """(photo, mask) pairs shipped in examples/ (see examples/ATTRIBUTION.md)."""
     return [(p, p.with_suffix(".mask.png")) for p in sorted(EXAMPLES.glob("*.jpg"))]
@@ -80,11 +66,6 @@ def require_bundled() -> Path:
     if not BUNDLED.exists():
         pytest.fail(f"the bundled model {BUNDLED} is missing")
     return BUNDLED
-
-
-def copy_into(src: Path, dst_dir: Path) -> Path:
-    dst_dir.mkdir(parents=True, exist_ok=True)
-    return Path(shutil.copy(src, dst_dir / src.name))
 
 
 def make_synthetic_dataset(root: Path, counts=(8, 4, 4), size=64, seed=0) -> Path:

@@ -51,11 +51,12 @@ def test_concurrent_calls_get_their_own_results():
         np.testing.assert_array_equal(a, b)
 
 
-def test_wrong_input_is_refused():
-    with pytest.raises(ValueError, match="expected uint8"):
-        engine().infer(np.zeros((1, 16, 16, 3), np.uint8))
+def test_wrong_input_is_refused_and_a_stale_size_is_resized():
     with pytest.raises(ValueError, match="expected uint8"):
         engine().infer(np.zeros((1, 32, 32, 3), np.float32))
+    with pytest.raises(ValueError, match="expected uint8"):
+        engine().infer(np.zeros((1, 32, 32), np.uint8))
+    assert engine().infer(np.zeros((2, 16, 16, 3), np.uint8)).shape == (2, 32, 32)  # sized for an older model
 
 
 def test_pool_is_capped_by_max_pool_size():
