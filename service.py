@@ -156,8 +156,8 @@ class UNetAPI:
             caps.append("confidence_scoring")
         return caps
 
-    async def _call_runner(self, method: str, *args, **kwargs):
-        """Call the runner, mapping failures to ApiError.
+    async def _call_runner(self, method: str, *args, failed: ApiError | None = None, **kwargs):
+        """Call the runner, mapping failures to ApiError (``failed``, where given, for a call that failed).
 
         Retries (these calls are idempotent) on a dropped connection (an idle keep-alive race) and,
         with back-off, on the batcher's 503 "overloaded" (a queue spike, e.g. during a model reload).
@@ -172,8 +172,11 @@ class UNetAPI:
             except bentoml.exceptions.BentoMLException as e:
                 if e.error_code != HTTPStatus.SERVICE_UNAVAILABLE or last:
                     log.warning("runner call %s failed: %s", method, e)
-                    raise ApiError(ErrorCode.RUNNER_UNAVAILABLE, "the inference runner could not take the request "
-                                   "(overloaded or restarting); retry shortly") from None
+                    overloaded = e.error_code == HTTPStatus.SERVICE_UNAVAILABLE
+                    raise (failed if failed is not None and not overloaded else ApiError(
+                        ErrorCode.RUNNER_UNAVAILABLE,
+                        "the inference runner could not take the request (overloaded or restarting); retry shortly",
+                    )) from None
                 await asyncio.sleep(OVERLOAD_BACKOFF_S * 3**attempt)
 
     def _remember(self, status) -> None:
@@ -303,13 +306,12 @@ class UNetAPI:
         started = time.perf_counter()
         request_id = ctx.request.headers.get("x-request-id", "")
         try:
-            self._remember(await self._call_runner("reload", force_reload=force_reload, warm_up=warm_up))
+            failed = ApiError(ErrorCode.MODEL_NOT_READY, "loading the store's latest model failed (see the runner's "
+                              "log); the previous model is still served")
+            self._remember(await self._call_runner("reload", force_reload=force_reload, warm_up=warm_up,
+                                                   failed=failed))
         except ApiError as e:
             return self._respond(ctx, self._error(e, started, request_id), e.status)
-        except Exception as e:  # a broken model in the store: report, keep serving the old one
-            log.exception("reload failed")
-            err = ApiError(ErrorCode.MODEL_NOT_READY, f"reload failed, still serving the previous model: {str(e)[:200]}")
-            return self._respond(ctx, self._error(err, started, request_id), err.status)
         return self._respond(ctx, InitializeResponse(
             success=True, message="U-Net service initialized successfully", initialization_time_ms=_ms(started),
             service_ready=self.status.model_loaded, model_tag=self.status.model_tag, request_id=request_id,

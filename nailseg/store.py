@@ -114,11 +114,16 @@ class LoadedModel:
     openvino_dir: Path | None  # the IR exported at import time, where there is one
 
 
-def load_stored(tag: str = f"{MODEL_NAME}:latest") -> LoadedModel:
+def require_stored(tag: str = f"{MODEL_NAME}:latest") -> bentoml.Model:
+    """The store entry, or a LookupError that says how to make one."""
     try:
-        stored = bentoml.models.get(tag)
+        return bentoml.models.get(tag)
     except bentoml.exceptions.NotFound as e:
         raise LookupError(f"{e}; import a checkpoint first: python -m models_import") from None
+
+
+def load_stored(tag: str = f"{MODEL_NAME}:latest") -> LoadedModel:
+    stored = require_stored(tag)
     info = StoredModelInfo.model_validate(stored.info.metadata)
     model = AttentionUNet(info.architecture)
     model.load_state_dict(load_file(stored.path_of(WEIGHTS_FILE)), strict=True)

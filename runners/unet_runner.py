@@ -19,7 +19,7 @@ import torch
 from nailseg.config import get_settings
 from nailseg.engine import InferenceEngine
 from nailseg.schemas import RunnerStatus
-from nailseg.store import MODEL_NAME, StoredModelInfo, load_stored
+from nailseg.store import MODEL_NAME, StoredModelInfo, load_stored, require_stored
 
 log = logging.getLogger("unet.runner")
 settings = get_settings()
@@ -47,6 +47,11 @@ def cap_batch_wait(cap_seconds: float) -> None:
 
 
 cap_batch_wait(settings.inference.max_batch_wait_ms / 1000)
+
+try:  # `bentoml serve` and `bentoml build` need a model: say how to get one, in one line
+    require_stored(f"{MODEL_NAME}:latest")
+except LookupError as e:
+    raise SystemExit(f"error: {e}") from None
 
 
 @bentoml.service(
@@ -89,8 +94,7 @@ class UNetRunner:
         seconds = time.perf_counter() - started
         log.info("loaded %s (%s, %s params) on %s, %s %s, %d buffer slots of %d images, in %.1fs",
                  tag, info.model_variant, info.parameters, engine.device, engine.backend.name, engine.precision,
-                 engine.slot_count,
-                 engine.batch_size, seconds)
+                 engine.slot_count, engine.batch_size, seconds)
         return seconds
 
     @bentoml.api(

@@ -42,3 +42,12 @@ def test_bentoml_build_packs_the_service_and_model(tmp_path):
     assert "BENTOML_DO_NOT_TRACK" in dockerfile
     requirements = (bento / "env" / "python" / "requirements.txt").read_text()
     assert "torch==2.14.1" in requirements and "bentoml==1.4.40" in requirements
+
+
+def test_serve_without_a_model_says_how_to_get_one(tmp_path):
+    env = {**os.environ, "BENTOML_HOME": str(tmp_path / "empty"), "BENTOML_DO_NOT_TRACK": "True"}
+    out = subprocess.run([str(BIN / "bentoml"), "serve", ".", "--port", "0"], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode != 0
+    assert "import a checkpoint first: python -m models_import" in out.stdout + out.stderr
+    assert "Traceback" not in out.stdout + out.stderr

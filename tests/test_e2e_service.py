@@ -351,3 +351,13 @@ def test_initialize_serves_a_newly_imported_model(server, trained_run):
         truths.append(cv2.imread(str(truth), cv2.IMREAD_GRAYSCALE))
     assert all(m.shape == (64, 64) for m in masks)
     assert dice(np.stack(masks), np.stack(truths)) >= 0.5  # pooled over the synthetic test images
+
+
+def test_a_broken_model_in_the_store_does_not_stop_serving(server):
+    home = Path(server.env["BENTOML_HOME"]) / "models" / "unet"
+    latest = home / (home / "latest").read_text().strip()
+    (latest / "weights.safetensors").write_bytes(b"corrupt")
+    body = assert_error(server.post("/api/unet/initialize", {"force_reload": True}), 503, "MODEL_NOT_READY")
+    assert "previous model is still served" in body["error"]["message"]
+    photo = example_photos()[0][0]
+    assert server.post("/api/unet/segment", {"image_data": b64(photo)}).status_code == 200
