@@ -240,7 +240,7 @@ class UNetAPI:
         """Segment the nails in one image (base64 JPEG, PNG or BMP)."""
         started = time.perf_counter()
         request_id = ctx.request.headers.get("x-request-id", "")
-        options = SegmentRequest(image_data=image_data, threshold=threshold, return_confidence=return_confidence,
+        options = SegmentOptions(threshold=threshold, return_confidence=return_confidence,  # body checked by RequestGuard
                                  return_contours=return_contours, return_visualizations=return_visualizations)
         try:
             cut = self._check_options(options)
