@@ -9,7 +9,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from nailseg.preprocess import resize_to_model
+from nailseg.pipeline import prepare_bytes
+from nailseg.preprocess import Preprocessing
+
+MAX_PIXELS = 100_000_000  # training photos are trusted; the service's own limit guards requests
 
 
 @dataclass
@@ -50,11 +53,12 @@ def resize_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 def load_at_size(samples: list[Sample], size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """All images (N,H,W,3 uint8, resized exactly as the service resizes) and masks (N,H,W 0/1)."""
+    """All images (N,H,W,3 uint8, decoded and resized by the service's own code) and masks (N,H,W 0/1)."""
+    prep = Preprocessing(image_size=size)
     images = np.empty((len(samples), *size, 3), np.uint8)
     masks = np.empty((len(samples), *size), np.uint8)
     for i, s in enumerate(samples):
-        images[i] = resize_to_model(read_rgb(s.image_path), size)
+        images[i] = prepare_bytes(s.image_path.read_bytes(), prep, MAX_PIXELS).model_input
         masks[i] = resize_mask(read_mask(s.mask_path), size)
     return images, masks
 

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from pydantic import BaseModel
+from torch import nn
 from tqdm import tqdm
 
 from nailseg.checkpoint import read_checkpoint
@@ -24,6 +25,8 @@ from training.checkpoints import CheckpointWriter, checkpoint_payload
 from training.data import Augmenter, load_at_size, read_split
 
 log = logging.getLogger("training")
+
+NAIL_PRIOR_LOGIT = -3.0  # logit of ~5%, the share of nail pixels in the data
 
 
 class TrainConfig(BaseModel):
@@ -108,6 +111,11 @@ def train(cfg: TrainConfig) -> Path:
         model = AttentionUNet(arch, dropout=cfg.dropout)
         model.load_state_dict(start.state_dict)
         log.info("starting from %s (%s)", cfg.init_from, start.training.get("metrics"))
+    else:
+        # Start the output at the nails' prior (~5% of pixels), not at p=0.5: with Adam's small steps the
+        # bias alone would otherwise take thousands of steps to get there (measured: loss 1.04 vs 1.43
+        # after 50 steps).
+        nn.init.constant_(model.final_conv.bias, NAIL_PRIOR_LOGIT)
     model = model.to(device).to(memory_format=torch.channels_last)
     steps_per_epoch = len(train_x) // cfg.batch_size
     if cfg.max_steps:
