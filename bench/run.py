@@ -26,6 +26,7 @@ from pathlib import Path
 import cv2
 import httpx
 import numpy as np
+import psutil
 import torch
 
 from bench.load import LoadResult, closed_loop
@@ -65,11 +66,12 @@ def ceiling(engine, photos: list[bytes], seconds: float, sizes=None) -> list[dic
         batch = np.resize(inputs, (n, *inputs.shape[1:]))
         for _ in range(3):  # first calls at a new shape pay one-off kernel selection
             engine.infer(batch)
-        done, started = 0, time.perf_counter()
+        done, started, cpu = 0, time.perf_counter(), time.process_time()
         while time.perf_counter() - started < seconds:
             engine.infer(batch)
             done += n
-        results.append({"batch": n, "images_per_s": done / (time.perf_counter() - started)})
+        results.append({"batch": n, "images_per_s": done / (time.perf_counter() - started),
+                        "cpu_ms_per_image": 1000 * (time.process_time() - cpu) / done})
     return results
 
 
@@ -143,14 +145,38 @@ def stop(proc: subprocess.Popen) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
 
 
-def run_load(name: str, url: str, bodies: list[bytes], levels: list[int], seconds: float) -> list[LoadResult]:
-    """Each level in turn, then concurrency 1 again: does latency at low load recover after a burst?"""
+def server_cpu(proc: subprocess.Popen) -> dict[str, float]:
+    """CPU seconds used so far by each process of a server, by role (BentoML's --service-name)."""
+    used: dict[str, float] = {}
+    root = psutil.Process(proc.pid)
+    for p in [root, *root.children(recursive=True)]:
+        try:
+            cmd, t = p.cmdline(), p.cpu_times()
+        except psutil.Error:
+            continue
+        role = cmd[cmd.index("--service-name") + 1] if "--service-name" in cmd else "main"
+        used[role] = used.get(role, 0.0) + t.user + t.system
+    return used
+
+
+def run_load(name: str, url: str, bodies: list[bytes], levels: list[int], seconds: float,
+             proc: subprocess.Popen) -> list[LoadResult]:
+    """Each level in turn, then concurrency 1 again: does latency at low load recover after a burst?
+
+    Also accounts the CPU each server process and the load generator spend per request: on a
+    machine whose cores they share, that sum bounds the throughput.
+    """
     results = []
     for i, c in enumerate([*levels, 1]):
+        before = server_cpu(proc)
         r = closed_loop(url, bodies, c, seconds if i < len(levels) else seconds / 2)
+        after = server_cpu(proc)
+        r.server_cpu_ms_per_request = {k: 1000 * (after[k] - before.get(k, 0.0)) / max(r.requests, 1) for k in after}
         label = f"c={c}" if i < len(levels) else "c=1 after"
+        cpu = ", ".join(f"{k} {v:.1f}" for k, v in [*r.server_cpu_ms_per_request.items(),
+                                                     ("client", r.client_cpu_ms_per_request)])
         print(f"  {name:8s} {label:9s} {r.images_per_s:7.1f} img/s  p50 {r.p50_ms:7.1f}  p95 {r.p95_ms:7.1f}  "
-              f"p99 {r.p99_ms:7.1f} ms  errors {r.errors}/{r.requests}", flush=True)
+              f"p99 {r.p99_ms:7.1f} ms  errors {r.errors}/{r.requests}  CPU ms/request: {cpu}", flush=True)
         results.append(r)
     return results
 
@@ -167,7 +193,7 @@ def bench_service(checkpoint: Path, bodies, levels, seconds, log_dir: Path) -> l
                                 start_new_session=True)
     try:
         wait_until(lambda: httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=5).status_code == 200, proc)
-        return run_load("service", f"http://127.0.0.1:{port}/api/unet/segment", bodies, levels, seconds)
+        return run_load("service", f"http://127.0.0.1:{port}/api/unet/segment", bodies, levels, seconds, proc)
     finally:
         stop(proc)
 
@@ -181,7 +207,7 @@ def bench_naive(checkpoint: Path, bodies, levels, seconds, log_dir: Path) -> lis
                                 start_new_session=True)
     try:
         wait_until(lambda: httpx.post(url, content=bodies[0], timeout=60).status_code == 200, proc)
-        return run_load("naive", url, bodies, levels, seconds)
+        return run_load("naive", url, bodies, levels, seconds, proc)
     finally:
         stop(proc)
 
@@ -265,7 +291,17 @@ def main(argv: list[str] | None = None) -> None:
     s, n = service_after, naive_after
     print(f"| 1, after the burst | {s.images_per_s:.1f} | {s.p50_ms:.0f} / {s.p95_ms:.0f} / {s.p99_ms:.0f} | "
           f"{s.errors} | {n.images_per_s:.1f} | {n.p50_ms:.0f} / {n.p95_ms:.0f} / {n.p99_ms:.0f} | {n.errors} |")
-    print(f"\nceiling (best batch): {best:.1f} img/s")
+    best_row = max(ceil, key=lambda r: r["images_per_s"])
+    spent = {**top_s.server_cpu_ms_per_request, "client": top_s.client_cpu_ms_per_request}
+    report["cpu_per_image_ms"] = {"ceiling_model": best_row["cpu_ms_per_image"],
+                                  f"service_c{top_s.concurrency}": spent,
+                                  "cores": os.cpu_count(),
+                                  "service_bound_images_per_s": os.cpu_count() * 1000 / sum(spent.values())}
+    print(f"\nCPU ms per image: in-process model {best_row['cpu_ms_per_image']:.1f}; service at "
+          f"c={top_s.concurrency}: " + ", ".join(f"{k} {v:.1f}" for k, v in spent.items()) +
+          f" = {sum(spent.values()):.1f}, so {os.cpu_count()} busy cores allow at most "
+          f"{report['cpu_per_image_ms']['service_bound_images_per_s']:.1f} img/s")
+    print(f"ceiling (best batch): {best:.1f} img/s")
     for k, v in report["ratios"].items():
         print(f"{k}: {v:.2f}")
     (args.out / "benchmark.json").write_text(json.dumps(report, indent=2))
