@@ -147,7 +147,7 @@ def test_segment_answers_real_photos_at_their_own_size(server, photo, truth):
     h, w = mask.shape
     c = body["confidence_scores"]
     assert 0 <= c["background_mean"] <= c["overall_mean"] <= c["mask_mean"] <= 1
-    assert len(body["contours"]) == cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)[0].__len__()
+    assert len(body["contours"]) == len(cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)[0])
     for contour in body["contours"]:
         pts = np.array(contour["points"])
         assert (pts[:, 0] < w).all() and (pts[:, 1] < h).all() and (pts >= 0).all()
