@@ -36,6 +36,7 @@ from nailseg.backends import openvino_available
 from nailseg.hardware import cpu_has_fast_bf16, cpu_model
 from nailseg.imaging import b64_png, decode_base64, decode_image, decode_reduced
 from nailseg.preprocess import resize_to_model
+from nailseg.quantize import nncf_available
 from training.evaluate import engine_for
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -78,12 +79,15 @@ def ceiling(engine, photos: list[bytes], seconds: float, sizes=None) -> list[dic
 def backend_comparison(checkpoint: Path, photos: list[bytes], settings, seconds: float) -> list[dict]:
     """The candidate CPU paths side by side: images/s at batch 1 and at the largest batch."""
     results = []
+    settings = settings.model_copy(update={"model": settings.model.model_copy(update={"device": "cpu"})})
     for backend in ("torch", "openvino"):
         if backend == "openvino" and not openvino_available():
             continue
-        for precision in ("fp32", "bf16") if cpu_has_fast_bf16() else ("fp32",):
-            inference = settings.inference.model_copy(update={"backend": backend, "precision": precision})
-            engine = engine_for(checkpoint, settings.model_copy(update={"inference": inference}))
+        precisions = ["fp32", "bf16"] if cpu_has_fast_bf16() else ["fp32"]
+        if backend == "openvino" and nncf_available():
+            precisions.append("int8")
+        for precision in precisions:
+            engine = engine_for(checkpoint, settings.with_inference(backend=backend, precision=precision))
             for row in ceiling(engine, photos, seconds, sizes=(1, engine.batch_size)):
                 results.append({"backend": backend, "precision": precision, **row})
                 print(f"  {backend:8s} {precision} batch {row['batch']}: {row['images_per_s']:.1f} img/s", flush=True)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from nailseg.checkpoint import CheckpointError, find_checkpoint, read_checkpoint
 from nailseg.config import ConfigError, load_settings
+from nailseg.quantize import DEFAULT_CALIBRATION
 from nailseg.store import import_checkpoint
 
 
@@ -25,13 +26,15 @@ def main(argv: list[str] | None = None) -> int:
     source.add_argument("--checkpoint", type=Path, help="checkpoint file (.pth, .pt, .ckpt)")
     source.add_argument("--checkpoint-dir", type=Path, help="directory to pick a checkpoint from")
     parser.add_argument("--config", type=Path, help="config file (default: config.yaml or $UNET_CONFIG)")
+    parser.add_argument("--calibration-images", type=Path, default=DEFAULT_CALIBRATION,
+                        help="nail photos to calibrate the int8 model with (default: %(default)s)")
     args = parser.parse_args(argv)
     try:
         settings = load_settings(args.config)
         path = args.checkpoint or find_checkpoint(args.checkpoint_dir or settings.model.checkpoint_dir)
         ckpt = read_checkpoint(path, fallback_variant=settings.model.model_variant)
-        stored, created = import_checkpoint(ckpt, settings)
-    except (CheckpointError, ConfigError) as e:
+        stored, created = import_checkpoint(ckpt, settings, args.calibration_images)
+    except (CheckpointError, ConfigError, ValueError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     info = stored.info.metadata

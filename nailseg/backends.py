@@ -1,7 +1,7 @@
 """Execution backends: how a normalised float batch becomes logits.
 
 - ``torch``: PyTorch eager, channels_last, with bf16/fp16 autocast where it pays. Every device.
-- ``openvino``: OpenVINO on CPU (bf16 on CPUs with AVX512-BF16/AMX). On the 2-core AVX512-BF16
+- ``openvino``: OpenVINO on CPU (bf16 on CPUs with AVX512-BF16/AMX; int8 on request, see quantize.py). On the 2-core AVX512-BF16
   machine this project is developed on it ran the model about 2x faster than PyTorch bf16 and
   about 3x faster than PyTorch fp32 (bench/run.py prints the comparison). The IR is exported once,
   at import time, into the model store entry; start-up only compiles it.
@@ -26,6 +26,7 @@ from nailseg.model import AttentionUNet
 log = logging.getLogger(__name__)
 
 OPENVINO_DIR = "openvino"  # inside a model store entry
+INT8_XML = "model_int8.xml"  # next to model.xml there, written by quantize.export_int8
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
@@ -33,9 +34,12 @@ def openvino_available() -> bool:
     return importlib.util.find_spec("openvino") is not None
 
 
-def resolve_backend(requested: str, device: torch.device) -> str:
+def resolve_backend(requested: str, device: torch.device, precision: str = "auto") -> str:
     if requested == "openvino" and (device.type != "cpu" or not openvino_available()):
         raise ValueError("backend 'openvino' needs device cpu and the openvino package")
+    if precision == "int8" and (requested == "torch" or device.type != "cpu" or not openvino_available()):
+        raise ValueError("precision int8 is an OpenVINO CPU path: it needs device cpu, backend auto or openvino "
+                         "and the openvino package")
     if requested != "auto":
         return requested
     return "openvino" if device.type == "cpu" and openvino_available() else "torch"
@@ -44,7 +48,7 @@ def resolve_backend(requested: str, device: torch.device) -> str:
 def resolve_precision(requested: str, device: torch.device) -> str:
     if requested != "auto":
         if requested == "fp16" and device.type == "cpu":
-            raise ValueError("precision fp16 is for CUDA; use bf16 or fp32 on CPU")
+            raise ValueError("precision fp16 is for CUDA; use bf16, int8 or fp32 on CPU")
         return requested
     if device.type == "cuda":
         return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
@@ -84,7 +88,7 @@ class _Logits(torch.nn.Module):
         return self.model.forward_logits(x)
 
 
-def _convert(model: AttentionUNet, image_size: tuple[int, int]):
+def convert_to_openvino(model: AttentionUNet, image_size: tuple[int, int]):
     """PyTorch -> OpenVINO model with a dynamic batch dimension (traces once; its deprecation noise muted)."""
     import openvino as ov
 
@@ -98,7 +102,7 @@ def export_openvino(model: AttentionUNet, image_size: tuple[int, int], out_dir: 
     """Write the model (logits, dynamic batch) as OpenVINO IR; returns the .xml path."""
     import openvino as ov
 
-    ir = _convert(model, image_size)
+    ir = convert_to_openvino(model, image_size)
     out_dir.mkdir(parents=True, exist_ok=True)
     ov.save_model(ir, out_dir / "model.xml", compress_to_fp16=False)
     return out_dir / "model.xml"
@@ -112,14 +116,21 @@ class OpenVinoBackend:
         import openvino as ov
 
         self.precision = precision
-        xml = ir_dir / "model.xml" if ir_dir is not None else None
-        if xml is None or not xml.exists():
-            log.info("no cached OpenVINO IR: exporting at start-up")
-            source = _convert(model, image_size)
-        else:
+        if precision == "int8":
+            xml = ir_dir / INT8_XML if ir_dir is not None else None
+            if xml is None or not xml.exists():
+                raise ValueError("precision int8 needs the int8 model that `python -m models_import` writes "
+                                 "when nncf is installed: re-import the checkpoint")
             source = str(xml)
+        else:
+            xml = ir_dir / "model.xml" if ir_dir is not None else None
+            source = str(xml) if xml is not None and xml.exists() else None
+        if source is None:
+            log.info("no cached OpenVINO IR: exporting at start-up")
+            source = convert_to_openvino(model, image_size)
+        fast_bf16 = precision == "bf16" or (precision == "int8" and cpu_has_fast_bf16())  # int8: the ops left in float
         self.compiled = ov.Core().compile_model(source, "CPU", {
-            "INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32",
+            "INFERENCE_PRECISION_HINT": "bf16" if fast_bf16 else "f32",
             "PERFORMANCE_HINT": "LATENCY",
         })
 

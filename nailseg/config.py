@@ -45,7 +45,7 @@ class InferenceSettings(_Section):
     enable_batch_processing: bool = True
     max_latency_ms: int = Field(1000, ge=1, description="adaptive batching: longest a request may wait")
     max_batch_wait_ms: float = Field(0, ge=0, description="longest the batcher may hold a request to fill a batch")
-    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    precision: Literal["auto", "fp32", "bf16", "fp16", "int8"] = "auto"  # int8: OpenVINO on CPU, opt-in
     backend: Literal["auto", "torch", "openvino"] = "auto"
 
 
@@ -84,6 +84,10 @@ class Settings(_Section):
     @property
     def max_body_bytes(self) -> int:
         return int(self.limits.max_body_mb * 2**20)
+
+    def with_inference(self, **changes: Any) -> Settings:
+        """A copy with some ``inference`` keys changed (e.g. backend, precision)."""
+        return self.model_copy(update={"inference": self.inference.model_copy(update=changes)})
 
 
 class ConfigError(Exception):

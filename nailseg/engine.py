@@ -87,7 +87,7 @@ class InferenceEngine:
         s = settings
         device = resolve_device(s.model.device, s.model.fallback_to_cpu)
         precision = resolve_precision(s.inference.precision, device)
-        if resolve_backend(s.inference.backend, device) == "openvino":
+        if resolve_backend(s.inference.backend, device, precision) == "openvino":
             backend = OpenVinoBackend(model, prep.image_size, precision, openvino_dir)
         else:
             backend = TorchBackend(model, device, precision)

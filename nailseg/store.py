@@ -15,6 +15,7 @@ import torch
 from pydantic import BaseModel
 from safetensors.torch import load_file, save_file
 
+from nailseg import quantize
 from nailseg.backends import OPENVINO_DIR, export_openvino, openvino_available
 from nailseg.checkpoint import Checkpoint, CheckpointError
 from nailseg.config import Settings
@@ -60,8 +61,13 @@ def find_imported(sha256: str) -> bentoml.Model | None:
     return None
 
 
-def import_checkpoint(ckpt: Checkpoint, settings: Settings) -> tuple[bentoml.Model, bool]:
-    """Save ``ckpt`` as a new ``unet`` version; returns (model, created). Same file twice: no new version."""
+def import_checkpoint(ckpt: Checkpoint, settings: Settings,
+                      calibration: Path | None = None) -> tuple[bentoml.Model, bool]:
+    """Save ``ckpt`` as a new ``unet`` version; returns (model, created). Same file twice: no new version.
+
+    Where OpenVINO is installed the entry also gets its IR, and with NNCF an int8 IR calibrated on the
+    photos in ``calibration`` (default: the project's examples/).
+    """
     existing = find_imported(ckpt.sha256)
     if existing is not None:
         return existing, False
@@ -91,7 +97,10 @@ def import_checkpoint(ckpt: Checkpoint, settings: Settings) -> tuple[bentoml.Mod
     with bentoml.models.create(MODEL_NAME, labels=labels, metadata=info.model_dump(mode="json")) as stored:
         save_file({k: v.contiguous() for k, v in model.state_dict().items()}, stored.path_of(WEIGHTS_FILE))
         if openvino_available():  # export once here, so the runner only compiles at start-up
-            export_openvino(model, prep.image_size, Path(stored.path_of(OPENVINO_DIR)))
+            ir_dir = Path(stored.path_of(OPENVINO_DIR))
+            export_openvino(model, prep.image_size, ir_dir)
+            if quantize.nncf_available():
+                quantize.export_int8(model, prep, calibration or quantize.DEFAULT_CALIBRATION, ir_dir)
     return stored, True
 
 

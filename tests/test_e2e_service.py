@@ -24,6 +24,7 @@ from PIL import Image
 
 from conftest import BUNDLED_MIN_DICE, ROOT, dice, example_photos, require_bundled
 from nailseg.checkpoint import file_sha256
+from nailseg.quantize import nncf_available
 
 BIN = Path(sys.executable).parent
 MAX_BODY_MB = 2
@@ -131,6 +132,13 @@ def test_model_info_describes_the_imported_checkpoint(server):
     assert body["preprocessing_config"]["normalize"] is False  # trained with /255 only
     assert body["supported_formats"] == ["JPEG", "PNG", "BMP"]
     assert body["model_parameters"] > 100_000
+
+
+@pytest.mark.skipif(not nncf_available(), reason="nncf not installed")
+def test_import_also_writes_the_int8_model_that_precision_int8_serves(server):
+    home = Path(server.env["BENTOML_HOME"])
+    assert list(home.glob("models/unet/*/openvino/model.xml"))
+    assert list(home.glob("models/unet/*/openvino/model_int8.xml"))
 
 
 @pytest.mark.parametrize("photo, truth", example_photos(), ids=lambda p: p.name)

@@ -9,11 +9,13 @@ import pytest
 import torch
 
 from conftest import example_photos, randomised_model, require_bundled
-from nailseg.backends import OpenVinoBackend, TorchBackend, openvino_available
+from nailseg.backends import OpenVinoBackend, TorchBackend, openvino_available, resolve_backend
 from nailseg.config import load_settings
 from nailseg.engine import InferenceEngine
 from nailseg.preprocess import Preprocessing, to_tensor
-from training.evaluate import engine_for, predict_mask
+from nailseg.quantize import nncf_available
+from training.data import read_mask
+from training.evaluate import engine_for, predict_mask, score
 
 PREP = Preprocessing(image_size=(32, 32))
 CPU = torch.device("cpu")
@@ -67,17 +69,20 @@ def test_pool_is_capped_by_max_pool_size():
         InferenceEngine(backend, PREP, CPU, batch_size=4, max_pool_bytes=100)
 
 
+def settings_for(backend: str, precision: str):
+    """Default settings with this path; OpenVINO runs on the CPU, PyTorch where ``auto`` puts it (a GPU if any)."""
+    environ = {"UNET_MODEL_DEVICE": "cpu"} if backend == "openvino" else {}
+    return load_settings(environ=environ).with_inference(backend=backend, precision=precision)
+
+
 FAST_PATHS = [("torch", "bf16")] + ([("openvino", "fp32"), ("openvino", "bf16")] if openvino_available() else [])
 
 
 @pytest.mark.parametrize("backend, precision", FAST_PATHS)
 def test_fast_paths_give_the_fp32_masks_on_real_photos(backend, precision):
     """Whatever path the runner picks, its masks agree with plain PyTorch fp32 (IoU >= 0.99)."""
-    settings = load_settings(environ={})
-    reference = engine_for(require_bundled(), settings.model_copy(update={"inference": settings.inference.model_copy(
-        update={"backend": "torch", "precision": "fp32"})}))
-    fast = engine_for(require_bundled(), settings.model_copy(update={"inference": settings.inference.model_copy(
-        update={"backend": backend, "precision": precision})}))
+    reference = engine_for(require_bundled(), settings_for("torch", "fp32"))
+    fast = engine_for(require_bundled(), settings_for(backend, precision))
     assert fast.backend.name == backend and fast.precision == precision
     inter = union = 0
     for photo, _ in example_photos():
@@ -85,6 +90,26 @@ def test_fast_paths_give_the_fp32_masks_on_real_photos(backend, precision):
         b = predict_mask(fast, photo.read_bytes(), 0.5, 10**7) > 0
         inter, union = inter + (a & b).sum(), union + (a | b).sum()
     assert inter / union >= 0.99
+
+
+@pytest.mark.skipif(not (openvino_available() and nncf_available()), reason="openvino or nncf not installed")
+def test_int8_loses_at_most_half_a_dice_point_on_real_photos():
+    """int8 is opt-in and its masks differ a little from fp32's; what users rely on is Dice against the labels."""
+    pooled = {}
+    for backend, precision in [("torch", "fp32"), ("openvino", "int8")]:
+        e = engine_for(require_bundled(), settings_for(backend, precision))
+        assert e.precision == precision
+        pooled[precision] = score([(predict_mask(e, photo.read_bytes(), 0.5, 10**7) > 0, read_mask(mask) > 0)
+                                   for photo, mask in example_photos()]).pooled_dice
+    assert pooled["int8"] >= pooled["fp32"] - 0.005
+
+
+def test_int8_needs_the_openvino_cpu_path_and_its_imported_model():
+    with pytest.raises(ValueError, match="OpenVINO CPU path"):
+        resolve_backend("torch", CPU, "int8")
+    if openvino_available():
+        with pytest.raises(ValueError, match="re-import the checkpoint"):
+            OpenVinoBackend(randomised_model(), (32, 32), "int8", None)
 
 
 @pytest.mark.skipif(not openvino_available(), reason="openvino not installed")

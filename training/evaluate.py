@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,7 @@ from nailseg import pipeline
 from nailseg.checkpoint import CheckpointError, read_checkpoint
 from nailseg.config import Settings, load_settings
 from nailseg.engine import InferenceEngine
+from nailseg.quantize import DEFAULT_CALIBRATION, export_int8
 from nailseg.store import preprocessing_for
 from training.data import read_mask, read_split
 
@@ -36,9 +38,15 @@ class Scores(BaseModel):
 
 
 def engine_for(checkpoint: Path, settings: Settings) -> InferenceEngine:
+    """The runner's engine for a checkpoint file; for precision int8 it quantizes as the import does."""
     ckpt = read_checkpoint(checkpoint, fallback_variant=settings.model.model_variant)
     prep, _ = preprocessing_for(ckpt, settings)
-    return InferenceEngine.from_settings(ckpt.build_model(), prep, settings)
+    model = ckpt.build_model()
+    if settings.inference.precision != "int8":
+        return InferenceEngine.from_settings(model, prep, settings)
+    with tempfile.TemporaryDirectory(prefix="nailseg-int8-") as ir_dir:  # compiled at once, then not read again
+        export_int8(model, prep, DEFAULT_CALIBRATION, Path(ir_dir))
+        return InferenceEngine.from_settings(model, prep, settings, Path(ir_dir))
 
 
 def predict_mask(engine: InferenceEngine, raw: bytes, threshold: float, max_pixels: int) -> np.ndarray:
@@ -87,9 +95,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--split", default="test", choices=["train", "valid", "test"])
     p.add_argument("--threshold", type=float, help="default: config.yaml's inference.threshold")
     p.add_argument("--limit", type=int, help="only the first N images")
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16", "int8"],
+                   help="default: config.yaml's inference.precision")
     p.add_argument("--json", type=Path, help="also write the scores here")
     args = p.parse_args(argv)
     settings = load_settings()
+    if args.precision:
+        settings = settings.with_inference(precision=args.precision)
     threshold = settings.inference.threshold if args.threshold is None else args.threshold
     try:
         engine = engine_for(args.checkpoint, settings)

@@ -162,7 +162,7 @@ def train(cfg: TrainConfig) -> Path:
             optimizer.step()
             scheduler.step()
             running.append(loss.item())
-            bar.set_postfix(loss=f"{np.mean(running[-20:]):.4f}")
+            bar.set_postfix(loss=f"{np.mean(running[-20:]):.4f}", refresh=False)  # redraw at mininterval only
         metrics = {"train_loss": float(np.mean(running)), **validate(model, valid_x, valid_y, prep, device, autocast)}
         is_best = metrics["val_dice"] > best
         best = max(best, metrics["val_dice"])
