@@ -43,7 +43,7 @@ class InferenceSettings(_Section):
     threshold: float = Field(0.5, ge=0.0, le=1.0, description="default when a request gives none")
     enable_confidence: bool = True
     enable_batch_processing: bool = True
-    max_latency_ms: int = Field(1000, ge=1, description="adaptive batching: longest a request may wait")
+    max_latency_ms: int = Field(5000, ge=1, description="adaptive batching: longest a request may wait")
     max_batch_wait_ms: float = Field(0, ge=0, description="longest the batcher may hold a request to fill a batch")
     precision: Literal["auto", "fp32", "bf16", "fp16", "int8"] = "auto"  # int8: OpenVINO on CPU, opt-in
     backend: Literal["auto", "torch", "openvino"] = "auto"
