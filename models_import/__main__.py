@@ -15,7 +15,6 @@ from pathlib import Path
 
 from nailseg.checkpoint import CheckpointError, find_checkpoint, read_checkpoint
 from nailseg.config import ConfigError, load_settings
-from nailseg.quantize import DEFAULT_CALIBRATION
 from nailseg.store import import_checkpoint
 
 
@@ -26,8 +25,8 @@ def main(argv: list[str] | None = None) -> int:
     source.add_argument("--checkpoint", type=Path, help="checkpoint file (.pth, .pt, .ckpt)")
     source.add_argument("--checkpoint-dir", type=Path, help="directory to pick a checkpoint from")
     parser.add_argument("--config", type=Path, help="config file (default: config.yaml or $UNET_CONFIG)")
-    parser.add_argument("--calibration-images", type=Path, default=DEFAULT_CALIBRATION,
-                        help="nail photos to calibrate the int8 model with (default: %(default)s)")
+    parser.add_argument("--calibration-images", type=Path,
+                        help="nail photos to calibrate the int8 model with (default: the project's examples/)")
     args = parser.parse_args(argv)
     try:
         settings = load_settings(args.config)

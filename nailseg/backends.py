@@ -1,10 +1,10 @@
 """Execution backends: how a normalised float batch becomes logits.
 
 - ``torch``: PyTorch eager, channels_last, with bf16/fp16 autocast where it pays. Every device.
-- ``openvino``: OpenVINO on CPU (bf16 on CPUs with AVX512-BF16/AMX; int8 on request, see quantize.py). On the 2-core AVX512-BF16
-  machine this project is developed on it ran the model about 2x faster than PyTorch bf16 and
-  about 3x faster than PyTorch fp32 (bench/run.py prints the comparison). The IR is exported once,
-  at import time, into the model store entry; start-up only compiles it.
+- ``openvino``: OpenVINO on CPU (bf16 on CPUs with AVX512-BF16/AMX; int8 on request, see quantize.py).
+  On the 2-core AVX512-BF16 machine this project is developed on it ran the model about 2x faster
+  than PyTorch bf16 and about 3x faster than PyTorch fp32 (bench/run.py prints the comparison). The
+  IR is exported once, at import time, into the model store entry; start-up only compiles it.
 
 Each buffer slot of the engine gets its own ``Session`` (an OpenVINO infer request is not
 shareable between threads; a PyTorch module is).
@@ -26,7 +26,8 @@ from nailseg.model import AttentionUNet
 log = logging.getLogger(__name__)
 
 OPENVINO_DIR = "openvino"  # inside a model store entry
-INT8_XML = "model_int8.xml"  # next to model.xml there, written by quantize.export_int8
+IR_XML = "model.xml"  # the model as exported, in OPENVINO_DIR
+INT8_XML = "model_int8.xml"  # next to it, written by quantize.export_int8
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
@@ -104,8 +105,8 @@ def export_openvino(model: AttentionUNet, image_size: tuple[int, int], out_dir: 
 
     ir = convert_to_openvino(model, image_size)
     out_dir.mkdir(parents=True, exist_ok=True)
-    ov.save_model(ir, out_dir / "model.xml", compress_to_fp16=False)
-    return out_dir / "model.xml"
+    ov.save_model(ir, out_dir / IR_XML, compress_to_fp16=False)
+    return out_dir / IR_XML
 
 
 class OpenVinoBackend:
@@ -116,16 +117,13 @@ class OpenVinoBackend:
         import openvino as ov
 
         self.precision = precision
-        if precision == "int8":
-            xml = ir_dir / INT8_XML if ir_dir is not None else None
-            if xml is None or not xml.exists():
-                raise ValueError("precision int8 needs the int8 model that `python -m models_import` writes "
-                                 "when nncf is installed: re-import the checkpoint")
+        xml = ir_dir / (INT8_XML if precision == "int8" else IR_XML) if ir_dir is not None else None
+        if xml is not None and xml.exists():
             source = str(xml)
+        elif precision == "int8":
+            raise ValueError("precision int8 needs the int8 model that `python -m models_import` writes "
+                             "when nncf is installed: re-import the checkpoint")
         else:
-            xml = ir_dir / "model.xml" if ir_dir is not None else None
-            source = str(xml) if xml is not None and xml.exists() else None
-        if source is None:
             log.info("no cached OpenVINO IR: exporting at start-up")
             source = convert_to_openvino(model, image_size)
         fast_bf16 = precision == "bf16" or (precision == "int8" and cpu_has_fast_bf16())  # int8: the ops left in float

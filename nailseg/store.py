@@ -16,7 +16,7 @@ from pydantic import BaseModel
 from safetensors.torch import load_file, save_file
 
 from nailseg import quantize
-from nailseg.backends import OPENVINO_DIR, export_openvino, openvino_available
+from nailseg.backends import IR_XML, OPENVINO_DIR, export_openvino, openvino_available
 from nailseg.checkpoint import Checkpoint, CheckpointError
 from nailseg.config import Settings
 from nailseg.model import Architecture, AttentionUNet, parameter_count
@@ -137,4 +137,4 @@ def load_stored(tag: str = f"{MODEL_NAME}:latest") -> LoadedModel:
     model = AttentionUNet(info.architecture)
     model.load_state_dict(load_file(stored.path_of(WEIGHTS_FILE)), strict=True)
     ir = Path(stored.path_of(OPENVINO_DIR))
-    return LoadedModel(model.eval(), info, str(stored.tag), ir if (ir / "model.xml").exists() else None)
+    return LoadedModel(model.eval(), info, str(stored.tag), ir if (ir / IR_XML).exists() else None)
