@@ -63,19 +63,40 @@ def load_at_size(samples: list[Sample], size: tuple[int, int]) -> tuple[np.ndarr
     return images, masks
 
 
+@dataclass(frozen=True)
+class AugmentStrength:
+    """Ranges of the random transforms; ``full`` for training from scratch, ``light`` for a final fine-tune."""
+
+    rotation_deg: float
+    scale: tuple[float, float]
+    shift: float
+    contrast: float
+    brightness: float
+    saturation: float
+    colour_cast: float
+    blur_p: float
+
+
+AUGMENT = {
+    "full": AugmentStrength(30, (0.75, 1.35), 0.1, 0.3, 30, 0.4, 0.1, 0.25),
+    "light": AugmentStrength(10, (0.9, 1.1), 0.05, 0.1, 10, 0.1, 0.03, 0.0),
+}
+
+
 class Augmenter:
     """Random flips, rotation, scale/crop, colour and brightness jitter, blur."""
 
-    def __init__(self, seed: int = 0):
+    def __init__(self, seed: int = 0, strength: str = "full"):
         self.rng = np.random.default_rng(seed)
+        self.s = AUGMENT[strength]
 
     def __call__(self, image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        r = self.rng
+        r, s = self.rng, self.s
         h, w = mask.shape
-        angle = r.uniform(-30, 30)
-        scale = math.exp(r.uniform(math.log(0.75), math.log(1.35)))
+        angle = r.uniform(-s.rotation_deg, s.rotation_deg)
+        scale = math.exp(r.uniform(math.log(s.scale[0]), math.log(s.scale[1])))
         m = cv2.getRotationMatrix2D((w / 2, h / 2), angle, scale)
-        m[:, 2] += r.uniform(-0.1, 0.1, size=2) * (w, h)
+        m[:, 2] += r.uniform(-s.shift, s.shift, size=2) * (w, h)
         if r.random() < 0.5:  # horizontal flip folded into the affine map
             m[0] = -m[0]
             m[0, 2] += w
@@ -86,12 +107,12 @@ class Augmenter:
         mask = cv2.warpAffine(mask, m, (w, h), flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_REFLECT_101)
 
         img = image.astype(np.float32)
-        img = img * r.uniform(0.7, 1.3) + r.uniform(-30, 30)  # contrast, brightness
+        img = img * r.uniform(1 - s.contrast, 1 + s.contrast) + r.uniform(-s.brightness, s.brightness)
         grey = img.mean(axis=2, keepdims=True)
-        img = grey + (img - grey) * r.uniform(0.6, 1.4)  # saturation
-        img = img * r.uniform(0.9, 1.1, size=3)  # colour cast
+        img = grey + (img - grey) * r.uniform(1 - s.saturation, 1 + s.saturation)
+        img = img * r.uniform(1 - s.colour_cast, 1 + s.colour_cast, size=3)
         image = np.clip(img, 0, 255).astype(np.uint8)
-        if r.random() < 0.25:
+        if r.random() < s.blur_p:
             k = int(r.choice([3, 5]))
             image = cv2.GaussianBlur(image, (k, k), 0)
         return image, mask

@@ -9,6 +9,7 @@ import argparse
 import logging
 import time
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
@@ -46,6 +47,7 @@ class TrainConfig(BaseModel):
     max_steps: int | None = None  # stop each epoch after N steps (smoke tests)
     bf16: bool | None = None  # None: use bf16 autocast where the CPU has it, or on CUDA
     init_from: Path | None = None  # start from this checkpoint's weights (fine-tuning, longer runs)
+    augment: Literal["full", "light"] = "full"  # light: smaller transforms, for a last fine-tune
 
     def architecture(self) -> Architecture:
         preset = PRESETS[self.variant]
@@ -135,12 +137,13 @@ def train(cfg: TrainConfig) -> Path:
         "learning_rate": cfg.lr,
         "weight_decay": cfg.weight_decay,
         "loss": "bce+dice",
+        "augment": cfg.augment,
         "seed": cfg.seed,
         "data": str(cfg.data),
         "init_from": str(cfg.init_from) if cfg.init_from else None,
     }
     writer = CheckpointWriter(cfg.out)
-    augment = Augmenter(cfg.seed)
+    augment = Augmenter(cfg.seed, cfg.augment)
     rng = np.random.default_rng(cfg.seed)
     best = -1.0
     started = time.perf_counter()
