@@ -71,10 +71,10 @@ def _to_rgb(img: Image.Image) -> np.ndarray:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             img.load()
-            img = ImageOps.exif_transpose(img)
+            ImageOps.exif_transpose(img, in_place=True)  # in place: no copy of an upright photo
             if img.mode in ("I;16", "I;16B", "I;16L", "I"):
                 img = img.point(lambda v: v / 256).convert("L")
-            return np.asarray(img.convert("RGB"))
+            return np.asarray(img if img.mode == "RGB" else img.convert("RGB"))
     except OSError as e:
         raise ApiError(ErrorCode.TRUNCATED_IMAGE, f"image data is truncated or corrupt ({e})") from None
     except Exception as e:
