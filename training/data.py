@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import cv2
 import numpy as np
@@ -77,16 +78,19 @@ class AugmentStrength:
     blur_p: float
 
 
-AUGMENT = {
-    "full": AugmentStrength(30, (0.75, 1.35), 0.1, 0.3, 30, 0.4, 0.1, 0.25),
-    "light": AugmentStrength(10, (0.9, 1.1), 0.05, 0.1, 10, 0.1, 0.03, 0.0),
+AugmentName = Literal["full", "light"]
+AUGMENT: dict[str, AugmentStrength] = {
+    "full": AugmentStrength(rotation_deg=30, scale=(0.75, 1.35), shift=0.1, contrast=0.3, brightness=30,
+                            saturation=0.4, colour_cast=0.1, blur_p=0.25),
+    "light": AugmentStrength(rotation_deg=10, scale=(0.9, 1.1), shift=0.05, contrast=0.1, brightness=10,
+                             saturation=0.1, colour_cast=0.03, blur_p=0.0),
 }
 
 
 class Augmenter:
     """Random flips, rotation, scale/crop, colour and brightness jitter, blur."""
 
-    def __init__(self, seed: int = 0, strength: str = "full"):
+    def __init__(self, seed: int = 0, strength: AugmentName = "full"):
         self.rng = np.random.default_rng(seed)
         self.s = AUGMENT[strength]
 

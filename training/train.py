@@ -9,7 +9,6 @@ import argparse
 import logging
 import time
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import torch
@@ -23,7 +22,7 @@ from nailseg.hardware import cpu_has_fast_bf16
 from nailseg.model import PRESETS, Architecture, AttentionUNet
 from nailseg.preprocess import Preprocessing, to_tensor
 from training.checkpoints import CheckpointWriter, checkpoint_payload
-from training.data import Augmenter, load_at_size, read_split
+from training.data import AugmentName, Augmenter, load_at_size, read_split
 
 log = logging.getLogger("training")
 
@@ -47,7 +46,7 @@ class TrainConfig(BaseModel):
     max_steps: int | None = None  # stop each epoch after N steps (smoke tests)
     bf16: bool | None = None  # None: use bf16 autocast where the CPU has it, or on CUDA
     init_from: Path | None = None  # start from this checkpoint's weights (fine-tuning, longer runs)
-    augment: Literal["full", "light"] = "full"  # light: smaller transforms, for a last fine-tune
+    augment: AugmentName = "full"  # light: smaller transforms, for a last fine-tune
 
     def architecture(self) -> Architecture:
         preset = PRESETS[self.variant]
