@@ -96,6 +96,7 @@ async def model_info(request: Request) -> JSONResponse:
         device=status.device,
         precision=status.precision,
         backend=status.backend,
+        test_time_flip=status.test_time_flip,
         architecture_details={"model_type": "AttentionUNet", "base_channels": m.architecture.base_channels,
                               "depth": m.architecture.depth, "use_attention": m.architecture.attention,
                               "batch_norm": m.architecture.batch_norm,

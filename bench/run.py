@@ -256,7 +256,9 @@ def main(argv: list[str] | None = None) -> None:
     settings = load_settings()
     engine = engine_for(args.checkpoint, settings)
     device, backend, precision = engine.device, engine.backend.name, engine.precision
-    print(f"engine: {device} {backend} {precision}, input {engine.prep.image_size}, batch {engine.batch_size}")
+    flip = engine.test_time_flip
+    print(f"engine: {device} {backend} {precision}, input {engine.prep.image_size}, batch {engine.batch_size}"
+          f"{', test-time flip' if flip else ''}")
 
     costs = pipeline_costs(engine, photos[2])
     print("pipeline costs (us):", {k: (round(v) if isinstance(v, float) else v) for k, v in costs.items()})
@@ -274,10 +276,10 @@ def main(argv: list[str] | None = None) -> None:
     (service, service_after), (naive, naive_after) = (service[:-1], service[-1]), (naive[:-1], naive[-1])
     top_s, top_n = service[-1], naive[-1]
     report = {
-        "model": args.checkpoint.name, "machine": f"{cpu_model()}, "
-        f"{os.cpu_count()} cores, torch {torch.__version__}",
+        "model": args.checkpoint.name, "machine": f"{cpu_model()}, {os.cpu_count()} cores, "
+        f"{'AVX512-BF16/AMX' if cpu_has_fast_bf16() else 'no fast bf16'}, torch {torch.__version__}",
         "levels": args.levels, "photos": args.photos, "seconds_per_level": args.seconds,
-        "engine": {"device": str(device), "backend": backend, "precision": precision},
+        "engine": {"device": str(device), "backend": backend, "precision": precision, "test_time_flip": flip},
         "pipeline_costs_us": costs, "cpu_paths": paths, "ceiling": ceil, "ceiling_best": best,
         "service": [r.model_dump() for r in service], "naive": [r.model_dump() for r in naive],
         "after_burst_c1": {"service": service_after.model_dump(), "naive": naive_after.model_dump()},

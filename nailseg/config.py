@@ -47,6 +47,8 @@ class InferenceSettings(_Section):
     max_batch_wait_ms: float = Field(0, ge=0, description="longest the batcher may hold a request to fill a batch")
     precision: Literal["auto", "fp32", "bf16", "fp16", "int8"] = "auto"  # int8: OpenVINO on CPU, opt-in
     backend: Literal["auto", "torch", "openvino"] = "auto"
+    test_time_flip: bool = Field(False, description="also segment the mirror image and average: better masks, "
+                                 "twice the model time")
 
 
 class MemorySettings(_Section):

@@ -120,6 +120,7 @@ class RunnerStatus(BaseModel):
     device: str
     precision: str | None = None
     backend: str | None = None
+    test_time_flip: bool | None = None
     gpu_available: bool
     pools_ready: bool
     memory_usage: dict[str, float | int] = {}
@@ -152,6 +153,7 @@ class ModelInfoResponse(_Response):
     device: str
     precision: str | None
     backend: str | None
+    test_time_flip: bool | None  # inference.test_time_flip: the mirror image segmented too and averaged
     architecture_details: dict[str, Any]
     preprocessing_config: dict[str, Any]
     training: dict[str, Any]

@@ -136,6 +136,7 @@ class UNetRunner:
             device=str(engine.device) if engine else "none",
             precision=engine.precision if engine else None,
             backend=engine.backend.name if engine else None,
+            test_time_flip=engine.test_time_flip if engine else None,
             gpu_available=torch.cuda.is_available(),
             pools_ready=engine is not None,
             memory_usage=engine.utilisation() if engine else {},

@@ -20,6 +20,7 @@ TINY = Architecture(base_channels=4, depth=2)
 # pooled Dice 0.898 on the four examples/ photos, 0.883 on the test split.
 BUNDLED_MIN_DICE = 0.87
 BUNDLED_MIN_TEST_DICE = 0.87
+BUNDLED_MIN_TEST_DICE_FLIP = 0.885  # inference.test_time_flip (measured 0.892)
 
 
 def randomised_model(arch: Architecture = TINY, seed: int = 0) -> AttentionUNet:

@@ -132,6 +132,7 @@ def test_model_info_describes_the_imported_checkpoint(server):
     assert body["preprocessing_config"]["normalize"] is False  # trained with /255 only
     assert body["supported_formats"] == ["JPEG", "PNG", "BMP"]
     assert body["model_parameters"] > 100_000
+    assert body["test_time_flip"] is False  # config.yaml's default: one forward pass per photo
 
 
 @pytest.mark.skipif(not nncf_available(), reason="nncf not installed")

@@ -61,6 +61,24 @@ def test_wrong_input_is_refused_and_a_stale_size_is_resized():
     assert engine().infer(np.zeros((2, 16, 16, 3), np.uint8)).shape == (2, 32, 32)  # sized for an older model
 
 
+FLIP_BACKENDS = ["torch"] + (["openvino"] if openvino_available() else [])
+
+
+@pytest.mark.parametrize("backend", FLIP_BACKENDS)
+def test_test_time_flip_averages_the_photo_and_its_mirror(backend):
+    model = randomised_model()
+    plain = engine().infer
+    make = (lambda: TorchBackend(model, CPU, "fp32")) if backend == "torch" else (
+        lambda: OpenVinoBackend(model, (32, 32), "fp32", None))
+    flip = InferenceEngine(make(), PREP, CPU, batch_size=4, slots=2, test_time_flip=True)
+    x = images(6)  # two batches through the same buffers
+    expected = (plain(x) + plain(x[:, :, ::-1].copy())[:, :, ::-1]) / 2
+    np.testing.assert_allclose(flip.infer(x), expected, atol=1e-4)
+    # a mirrored photo gets the mirrored mask: left/right no longer changes the answer
+    np.testing.assert_allclose(flip.infer(x[:, :, ::-1].copy()), flip.infer(x)[:, :, ::-1], atol=1e-4)
+    assert flip.utilisation()["images_run"] == 18  # an image counts once, however many views it takes
+
+
 def test_pool_is_capped_by_max_pool_size():
     backend = TorchBackend(randomised_model(), CPU, "fp32")
     e = InferenceEngine(backend, PREP, CPU, batch_size=4, slots=10, max_pool_bytes=3 * 4 * 32 * 32 * 19)

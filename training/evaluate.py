@@ -97,11 +97,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--limit", type=int, help="only the first N images")
     p.add_argument("--precision", choices=["auto", "fp32", "bf16", "int8"],
                    help="default: config.yaml's inference.precision")
+    p.add_argument("--test-time-flip", action=argparse.BooleanOptionalAction,
+                   help="also segment each photo's mirror image and average (default: config.yaml)")
     p.add_argument("--json", type=Path, help="also write the scores here")
     args = p.parse_args(argv)
     settings = load_settings()
     if args.precision:
         settings = settings.with_inference(precision=args.precision)
+    if args.test_time_flip is not None:
+        settings = settings.with_inference(test_time_flip=args.test_time_flip)
     threshold = settings.inference.threshold if args.threshold is None else args.threshold
     try:
         engine = engine_for(args.checkpoint, settings)
@@ -110,12 +114,13 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     scores = evaluate(engine, args.data, args.split, threshold, settings.limits.max_image_pixels, args.limit)
     print(f"{args.checkpoint} on {args.split} ({scores.images} images, threshold {threshold}, "
-          f"{engine.device} {engine.precision}):")
+          f"{engine.device} {engine.precision}{', test-time flip' if engine.test_time_flip else ''}):")
     for name, value in scores.model_dump().items():
         if name != "images":
             print(f"  {name:12s} {value:.4f}")
     if args.json:
-        args.json.write_text(json.dumps({"split": args.split, "threshold": threshold, **scores.model_dump()}, indent=2))
+        args.json.write_text(json.dumps({"split": args.split, "threshold": threshold,
+                                          "test_time_flip": engine.test_time_flip, **scores.model_dump()}, indent=2))
     return 0
 
 
