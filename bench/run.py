@@ -257,8 +257,7 @@ def main(argv: list[str] | None = None) -> None:
     engine = engine_for(args.checkpoint, settings)
     device, backend, precision = engine.device, engine.backend.name, engine.precision
     flip = engine.test_time_flip
-    print(f"engine: {device} {backend} {precision}, input {engine.prep.image_size}, batch {engine.batch_size}"
-          f"{', test-time flip' if flip else ''}")
+    print(f"engine: {device} {backend} {engine.mode}, input {engine.prep.image_size}, batch {engine.batch_size}")
 
     costs = pipeline_costs(engine, photos[2])
     print("pipeline costs (us):", {k: (round(v) if isinstance(v, float) else v) for k, v in costs.items()})

@@ -2,9 +2,10 @@
 
 Input is a batch of uint8 RGB images at the model's size (N, H, W, 3); output is the
 probability map (N, H, W) float32 (with ``test_time_flip``, the mean of the photo's and its mirror
-image's maps: twice the model time, test Dice 0.883 -> 0.892 with the bundled model). Buffers are allocated once for the largest batch and
-reused: on CUDA, pinned host staging buffers with non-blocking copies into device buffers.
-Several buffer sets ("slots") let that many batches run at once; each call takes one.
+image's maps: twice the model time, test Dice 0.883 -> 0.892 with the bundled model). Buffers are
+allocated once for the largest batch and reused: on CUDA, pinned host staging buffers with
+non-blocking copies into device buffers. Several buffer sets ("slots") let that many batches run
+at once; each call takes one.
 """
 
 from __future__ import annotations
@@ -97,6 +98,11 @@ class InferenceEngine:
         return cls(backend, prep, device, batch_size=s.inference.batch_size, slots=s.memory.pool_size_multiplier,
                    max_pool_bytes=s.memory.max_pool_size_gb * 2**30, device_pools=s.memory.enable_gpu_pools,
                    test_time_flip=s.inference.test_time_flip)
+
+    @property
+    def mode(self) -> str:
+        """Precision and views, for logs and reports: e.g. ``bf16`` or ``int8 + test-time flip``."""
+        return self.precision + (" + test-time flip" if self.test_time_flip else "")
 
     @property
     def capacity(self) -> int:

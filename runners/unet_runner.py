@@ -93,7 +93,7 @@ class UNetRunner:
             self.engine, self.info, self.tag = engine, info, tag
         seconds = time.perf_counter() - started
         log.info("loaded %s (%s, %s params) on %s, %s %s, %d buffer slots of %d images, in %.1fs",
-                 tag, info.model_variant, info.parameters, engine.device, engine.backend.name, engine.precision,
+                 tag, info.model_variant, info.parameters, engine.device, engine.backend.name, engine.mode,
                  engine.slot_count, engine.batch_size, seconds)
         return seconds
 

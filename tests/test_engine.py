@@ -68,9 +68,8 @@ FLIP_BACKENDS = ["torch"] + (["openvino"] if openvino_available() else [])
 def test_test_time_flip_averages_the_photo_and_its_mirror(backend):
     model = randomised_model()
     plain = engine().infer
-    make = (lambda: TorchBackend(model, CPU, "fp32")) if backend == "torch" else (
-        lambda: OpenVinoBackend(model, (32, 32), "fp32", None))
-    flip = InferenceEngine(make(), PREP, CPU, batch_size=4, slots=2, test_time_flip=True)
+    backend = TorchBackend(model, CPU, "fp32") if backend == "torch" else OpenVinoBackend(model, (32, 32), "fp32", None)
+    flip = InferenceEngine(backend, PREP, CPU, batch_size=4, slots=2, test_time_flip=True)
     x = images(6)  # two batches through the same buffers
     expected = (plain(x) + plain(x[:, :, ::-1].copy())[:, :, ::-1]) / 2
     np.testing.assert_allclose(flip.infer(x), expected, atol=1e-4)

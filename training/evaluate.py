@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     scores = evaluate(engine, args.data, args.split, threshold, settings.limits.max_image_pixels, args.limit)
     print(f"{args.checkpoint} on {args.split} ({scores.images} images, threshold {threshold}, "
-          f"{engine.device} {engine.precision}{', test-time flip' if engine.test_time_flip else ''}):")
+          f"{engine.device} {engine.mode}):")
     for name, value in scores.model_dump().items():
         if name != "images":
             print(f"  {name:12s} {value:.4f}")
