@@ -21,11 +21,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from nailseg import pipeline
+from nailseg import pipeline, reqlog, shutdown
 from nailseg.config import get_settings
 from nailseg.errors import ApiError, ErrorCode
 from nailseg.middleware import RequestGuard
 from nailseg.pipeline import PreparedImage
+from nailseg.runner_watch import RunnerWatch, unavailable
 from nailseg.schemas import (
     SUPPORTED_FORMATS, ErrorDetail, ErrorResponse, HealthResponse, InitializeRequest, InitializeResponse,
     ModelInfoBrief, ModelInfoResponse, RunnerStatus, SegmentBatchRequest, SegmentOptions, SegmentRequest,
@@ -38,6 +39,7 @@ RUNNER_RETRIES = 3
 OVERLOAD_BACKOFF_S = 0.1
 settings = get_settings()
 logging.getLogger("unet").setLevel(settings.logging.level)
+reqlog.install()
 log = logging.getLogger("unet.api")
 
 
@@ -72,6 +74,7 @@ async def health(request: Request) -> JSONResponse:
         memory_usage=status.memory_usage,
         capabilities=svc.capabilities(),
         error=status.error,
+        skipped_models=status.skipped_models,
         model_info=svc.brief,
         request_id=request.headers.get("x-request-id", ""),
         processing_time_ms=_ms(started),
@@ -105,6 +108,7 @@ async def model_info(request: Request) -> JSONResponse:
                               "mean": list(prep.mean), "std": list(prep.std), "source": m.preprocessing_source},
         training=m.training,
         supported_formats=SUPPORTED_FORMATS,
+        skipped_models=status.skipped_models,
         model_info=svc.brief,
         request_id=request.headers.get("x-request-id", ""),
         processing_time_ms=_ms(started),
@@ -139,6 +143,34 @@ class UNetAPI:
     def __init__(self) -> None:
         self.settings = settings
         self.status: RunnerStatus | None = None  # the runner's last report (model, preprocessing, device)
+        self.watch = RunnerWatch(self._probe_runner, settings.health)
+        self._probe_session = None
+        shutdown.api_stops_accepting_first()
+
+    async def _probe_runner(self, timeout: float) -> bool:
+        """The runner process answers its /livez (its model state comes from ``status``)."""
+        from _bentoml_impl.client import RemoteProxy
+        from _bentoml_impl.client.proxy2 import SessionManager
+
+        if not isinstance(self.runner, RemoteProxy):
+            return True  # in-process (development) runner
+        if self._probe_session is None:
+            self._probe_session = SessionManager(url=self.runner.to_async.url, timeout=timeout, headers={},
+                                                 max_age=1e12, max_requests=10**12)
+        session = await self._probe_session.get_session()
+        async with session.get("/livez") as resp:
+            await resp.read()
+            return resp.status == 200
+
+    async def __is_ready__(self) -> bool:
+        """BentoML's /readyz: 503 at once while the runner is unreachable (then BentoML asks the runner's)."""
+        self.watch.start()
+        return self.watch.up or await self.watch.probe_once()
+
+    async def __is_alive__(self) -> bool:
+        """BentoML's /livez: 503 once the runner has been unreachable for health.liveness_runner_timeout_s."""
+        self.watch.start()
+        return self.watch.alive
 
     # -- helpers --
 
@@ -160,16 +192,22 @@ class UNetAPI:
     async def _call_runner(self, method: str, *args, failed: ApiError | None = None, **kwargs):
         """Call the runner, mapping failures to ApiError (``failed``, where given, for a call that failed).
 
-        Retries (these calls are idempotent) on a dropped connection (an idle keep-alive race) and,
-        with back-off, on the batcher's 503 "overloaded" (a queue spike, e.g. during a model reload).
+        While the runner is down (see RunnerWatch) this fails at once with 503 RUNNER_UNAVAILABLE.
+        Retries (these calls are idempotent) on a dropped connection (an idle keep-alive race, or the
+        runner dying: the watch is told, and fails the retry if so) and, with back-off, on the
+        batcher's 503 "overloaded" (a queue spike, e.g. during a model reload).
         """
         for attempt in range(RUNNER_RETRIES + 1):
             last = attempt == RUNNER_RETRIES
             try:
-                return await getattr(self.runner.to_async, method)(*args, **kwargs)
+                return await self.watch.call(lambda: getattr(self.runner.to_async, method)(*args, **kwargs))
             except aiohttp.ClientConnectionError:
+                self.watch.suspect()
                 if last:
-                    raise ApiError(ErrorCode.RUNNER_UNAVAILABLE, "the inference runner is not reachable") from None
+                    raise unavailable("connection lost") from None
+            except asyncio.TimeoutError:
+                self.watch.suspect()
+                raise unavailable("no answer within the runner's timeout") from None
             except bentoml.exceptions.BentoMLException as e:
                 if e.error_code != HTTPStatus.SERVICE_UNAVAILABLE or last:
                     log.warning("runner call %s failed: %s", method, e)
@@ -187,7 +225,7 @@ class UNetAPI:
     async def runner_status(self, refresh: bool = False) -> RunnerStatus:
         self._remember(await self._call_runner("status", refresh=refresh))
         if self.status.model is None:
-            raise ApiError(ErrorCode.MODEL_NOT_READY, "no model is loaded")
+            raise ApiError(ErrorCode.MODEL_NOT_READY, self.status.error or "no model is loaded")
         return self.status
 
     async def _model_status(self) -> RunnerStatus:
@@ -311,6 +349,9 @@ class UNetAPI:
                               "log); the previous model is still served")
             self._remember(await self._call_runner("reload", force_reload=force_reload, warm_up=warm_up,
                                                    failed=failed))
+            if self.status.error is not None:  # the store's latest did not load; the served model stays
+                served = f"; the previous model is still served ({self.status.model_tag})" if self.status.model_loaded else ""
+                raise ApiError(ErrorCode.MODEL_NOT_READY, self.status.error + served)
         except ApiError as e:
             return self._respond(ctx, self._error(e, started, request_id), e.status)
         return self._respond(ctx, InitializeResponse(

@@ -27,6 +27,8 @@ class ModelSettings(_Section):
     model_variant: Literal["lightweight", "standard", "deep"] = "standard"
     device: Literal["auto", "cuda", "cpu"] = "auto"
     fallback_to_cpu: bool = True
+    tag: str = Field("latest", pattern=r"^[\w.-]+$", description="the store version to serve; latest: the newest "
+                     "that loads and validates (older ones are the fallback)")
 
 
 class PreprocessingSettings(_Section):
@@ -61,6 +63,11 @@ class HealthSettings(_Section):
     startup_validation: bool = True
     dummy_inference_test: bool = True
     health_check_interval: float = Field(30, ge=0)
+    runner_probe_interval_s: float = Field(1, gt=0, description="how often the API probes the runner's /livez")
+    runner_probe_timeout_s: float = Field(3, gt=0, description="a probe slower than this failed")
+    runner_probe_failures: int = Field(2, ge=1, description="failed probes in a row that mark the runner down")
+    liveness_runner_timeout_s: float = Field(60, gt=0, description="/livez fails once the runner has been down "
+                                             "(or never up) this long")
 
 
 class LimitsSettings(_Section):

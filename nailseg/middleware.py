@@ -19,6 +19,7 @@ from typing import Any, Awaitable, Callable
 
 from pydantic import BaseModel, ValidationError
 
+from nailseg import reqlog
 from nailseg.errors import ErrorCode
 from nailseg.schemas import ErrorDetail, ErrorResponse, ModelInfoBrief
 
@@ -53,6 +54,7 @@ class RequestGuard:
         headers = [(k, v) for k, v in scope["headers"] if k != REQUEST_ID_HEADER]
         given = dict(scope["headers"]).get(REQUEST_ID_HEADER, b"")
         request_id = given.decode() if _SANE_ID.match(given) else str(uuid.uuid4())
+        reqlog.request_id.set(request_id)  # error logs in this request name it
         scope = {**scope, "headers": [*headers, (REQUEST_ID_HEADER, request_id.encode())]}
 
         def error(code: ErrorCode, message: str, details: list[dict] | None = None) -> ErrorResponse:

@@ -111,6 +111,13 @@ class InitializeResponse(_Response):
     model_tag: str | None = None
 
 
+class SkippedModel(BaseModel):
+    """A store entry the runner would not serve, and why (corrupt, NaN weights, failed validation...)."""
+
+    model_tag: str
+    reason: str
+
+
 class RunnerStatus(BaseModel):
     """What the runner reports about itself (runner -> API service)."""
 
@@ -127,6 +134,7 @@ class RunnerStatus(BaseModel):
     last_health_check: float | None = None
     last_health_check_ok: bool | None = None
     error: str | None = None
+    skipped_models: list[SkippedModel] = []  # store entries passed over, newest first
 
 
 class HealthResponse(_Response):
@@ -139,6 +147,7 @@ class HealthResponse(_Response):
     memory_usage: dict[str, float | int]
     capabilities: list[str]
     error: str | None = None
+    skipped_models: list[SkippedModel] = []  # store entries the runner would not serve, and why
 
 
 class ModelInfoResponse(_Response):
@@ -158,3 +167,4 @@ class ModelInfoResponse(_Response):
     preprocessing_config: dict[str, Any]
     training: dict[str, Any]
     supported_formats: list[str] = SUPPORTED_FORMATS
+    skipped_models: list[SkippedModel] = []

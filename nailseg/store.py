@@ -131,10 +131,29 @@ def require_stored(tag: str = f"{MODEL_NAME}:latest") -> bentoml.Model:
         raise LookupError(f"{e}; import a checkpoint first: python -m models_import") from None
 
 
+def candidates(pinned: str = "latest") -> list[bentoml.Model]:
+    """The store entries a runner may serve, best first: the pinned tag alone, or every ``unet``
+    version newest first (so a bad newest entry falls back to the one before it)."""
+    if pinned != "latest":
+        return [require_stored(f"{MODEL_NAME}:{pinned}")]
+    try:
+        models = bentoml.models.list(MODEL_NAME)
+    except bentoml.exceptions.NotFound:
+        models = []
+    if not models:
+        require_stored()  # raises the LookupError that says how to import one
+    return sorted(models, key=lambda m: m.info.creation_time, reverse=True)
+
+
 def load_stored(tag: str = f"{MODEL_NAME}:latest") -> LoadedModel:
+    """Load a store entry; ValueError (or the loader's own error) for one that cannot be served."""
     stored = require_stored(tag)
     info = StoredModelInfo.model_validate(stored.info.metadata)
     model = AttentionUNet(info.architecture)
-    model.load_state_dict(load_file(stored.path_of(WEIGHTS_FILE)), strict=True)
+    weights = load_file(stored.path_of(WEIGHTS_FILE))
+    bad = [name for name, t in weights.items() if t.is_floating_point() and not torch.isfinite(t).all()]
+    if bad:
+        raise ValueError(f"{len(bad)} weight tensors hold NaN or infinity (first: {bad[0]})")
+    model.load_state_dict(weights, strict=True)
     ir = Path(stored.path_of(OPENVINO_DIR))
     return LoadedModel(model.eval(), info, str(stored.tag), ir if (ir / IR_XML).exists() else None)

@@ -16,12 +16,14 @@ import bentoml
 import numpy as np
 import torch
 
+from nailseg import shutdown
 from nailseg.config import get_settings
 from nailseg.engine import InferenceEngine
-from nailseg.schemas import RunnerStatus
-from nailseg.store import MODEL_NAME, StoredModelInfo, load_stored, require_stored
+from nailseg.schemas import RunnerStatus, SkippedModel
+from nailseg.store import MODEL_NAME, StoredModelInfo, candidates, load_stored, require_stored
 
 log = logging.getLogger("unet.runner")
+RUNNER_TIMEOUT_S = 120
 settings = get_settings()
 
 
@@ -49,7 +51,7 @@ def cap_batch_wait(cap_seconds: float) -> None:
 cap_batch_wait(settings.inference.max_batch_wait_ms / 1000)
 
 try:  # `bentoml serve` and `bentoml build` need a model: say how to get one, in one line
-    require_stored(f"{MODEL_NAME}:latest")
+    require_stored(f"{MODEL_NAME}:{settings.model.tag}")
 except LookupError as e:
     raise SystemExit(f"error: {e}") from None
 
@@ -57,7 +59,7 @@ except LookupError as e:
 @bentoml.service(
     name="unet_runner",
     workers=1,  # one model copy per device; reloads swap it in place
-    traffic={"timeout": 120},
+    traffic={"timeout": RUNNER_TIMEOUT_S},
     # BentoML 1.4's dependency client recycles its connection pool every 100 calls while
     # other calls still use it (bentoml#5540): keep one pool for the process's life.
     runner_connection={"max_requests": 10**9, "max_age": 1e9},
@@ -71,18 +73,41 @@ class UNetRunner:
         self.engine: InferenceEngine | None = None
         self.info: StoredModelInfo | None = None
         self.tag: str | None = None
+        self.skipped: dict[str, str] = {}  # store tag -> why it is not served
+        self.error: str | None = None  # why no model is served, or why the last reload failed
         self._reload_lock = threading.Lock()
-        self.load(warm_up=True)  # eager: a server without its model fails at start-up, not on a request
+        shutdown.runner_stops_last(drain_s=RUNNER_TIMEOUT_S + 10)  # the API's requests in flight finish first
+        # Eager, and never a crash loop: the newest entry that loads and validates, else no model
+        # (the runner still starts: /readyz says 503 and the API answers MODEL_NOT_READY).
+        for stored in candidates(self.settings.model.tag):
+            if self._try_load(str(stored.tag), warm_up=True):
+                break
+        else:
+            self.error = f"no store entry could be served: {'; '.join(f'{t}: {r}' for t, r in self.skipped.items())}"
+            log.error("%s", self.error)
 
-    def load(self, warm_up: bool) -> float:
-        """Build a new engine from the store's latest model, validate and warm it, then swap it in.
+    def _try_load(self, tag: str, warm_up: bool) -> bool:
+        """Load ``tag``; on failure log one line, remember why, keep the engine served now."""
+        try:
+            self.load(tag, warm_up)
+        except Exception as e:  # a bad store entry (corrupt, NaN, wrong architecture, invalid output)
+            reason = f"{type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ''}"
+            self.skipped[tag] = reason
+            log.error("skipped model %s: %s", tag, reason)
+            return False
+        self.skipped.pop(tag, None)
+        self.error = None
+        return True
+
+    def load(self, tag: str, warm_up: bool) -> float:
+        """Build a new engine from a store entry, validate and warm it, then swap it in.
 
         Requests in flight keep the engine they started with; the old one is freed when they finish.
         Returns the seconds it took.
         """
         started = time.perf_counter()
         with self._reload_lock:
-            loaded = load_stored(f"{MODEL_NAME}:latest")
+            loaded = load_stored(tag)
             info, tag = loaded.info, loaded.tag
             s = self.settings
             engine = InferenceEngine.from_settings(loaded.model, info.preprocessing, s, loaded.openvino_dir)
@@ -119,10 +144,12 @@ class UNetRunner:
 
     @bentoml.api
     def reload(self, force_reload: bool = False, warm_up: bool = True) -> RunnerStatus:
-        """Load the store's latest model if it differs from the one served (always with force_reload)."""
-        latest = str(bentoml.models.get(f"{MODEL_NAME}:latest").tag)
-        if force_reload or latest != self.tag or self.engine is None:
-            self.load(warm_up)
+        """Load the store's newest (or pinned) model if it differs from the one served (always with
+        force_reload). A model that does not load leaves the served one in place; ``error`` says why."""
+        target = str(candidates(self.settings.model.tag)[0].tag)
+        if force_reload or target != self.tag or self.engine is None:
+            if not self._try_load(target, warm_up):
+                self.error = f"could not load {target}: {self.skipped[target]}"
         elif warm_up:
             self.engine.warm_up()
         return self._status()
@@ -142,6 +169,8 @@ class UNetRunner:
             memory_usage=engine.utilisation() if engine else {},
             last_health_check=engine.last_check if engine else None,
             last_health_check_ok=engine.last_check_ok if engine else None,
+            error=self.error,
+            skipped_models=[SkippedModel(model_tag=t, reason=r) for t, r in self.skipped.items()],
         )
 
     def __is_ready__(self) -> bool:

@@ -5,14 +5,8 @@ from __future__ import annotations
 import base64
 import concurrent.futures
 import io
-import json
-import os
-import signal
 import socket
-import subprocess
-import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import bentoml
@@ -22,72 +16,23 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import BUNDLED_MIN_DICE, ROOT, dice, example_photos, require_bundled
+from conftest import BUNDLED_MIN_DICE, dice, example_photos, require_bundled
+from e2e_server import Server, run_import, serve_env, serving
 from nailseg.checkpoint import file_sha256
 from nailseg.quantize import nncf_available
 
-BIN = Path(sys.executable).parent
 MAX_BODY_MB = 2
 MAX_BATCH = 4
 
 
-@dataclass
-class Server:
-    url: str
-    env: dict[str, str]
-    log: Path
-
-    def post(self, path: str, body, **kw) -> httpx.Response:
-        data = body if isinstance(body, (bytes, str)) else json.dumps(body)
-        return httpx.post(self.url + path, content=data, headers={"content-type": "application/json"},
-                          timeout=120, **kw)
-
-    def get(self, path: str) -> httpx.Response:
-        return httpx.get(self.url + path, timeout=60)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def run_import(env: dict[str, str], checkpoint: Path) -> str:
-    out = subprocess.run([sys.executable, "-m", "models_import", "--checkpoint", str(checkpoint)], cwd=ROOT,
-                         env=env, capture_output=True, text=True, check=True)
-    return out.stdout
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory) -> Server:
-    home = tmp_path_factory.mktemp("bentoml_home")
-    env = {**os.environ, "BENTOML_HOME": str(home), "BENTOML_DO_NOT_TRACK": "True",
-           "UNET_LIMITS_MAX_BODY_MB": str(MAX_BODY_MB), "UNET_LIMITS_MAX_BATCH_IMAGES": str(MAX_BATCH),
-           "UNET_LIMITS_MAX_IMAGE_PIXELS": "4000000", "UNET_HEALTH_HEALTH_CHECK_INTERVAL": "0"}
+    env = serve_env(tmp_path_factory.mktemp("bentoml_home"), UNET_LIMITS_MAX_BODY_MB=str(MAX_BODY_MB),
+                    UNET_LIMITS_MAX_BATCH_IMAGES=str(MAX_BATCH), UNET_LIMITS_MAX_IMAGE_PIXELS="4000000",
+                    UNET_HEALTH_HEALTH_CHECK_INTERVAL="0")
     assert "imported unet:" in run_import(env, require_bundled())
-    port = free_port()
-    log = home / "serve.log"
-    with log.open("w") as out:
-        proc = subprocess.Popen([str(BIN / "bentoml"), "serve", ".", "--port", str(port), "--host", "127.0.0.1"],
-                                cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 240
-    while True:
-        try:
-            if httpx.get(url + "/readyz", timeout=5).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            os.killpg(proc.pid, signal.SIGKILL)
-            pytest.fail(f"bentoml serve did not become ready:\n{log.read_text()[-4000:]}")
-        time.sleep(1)
-    yield Server(url, env, log)
-    os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(30)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
+    with serving(env) as server:
+        yield server
 
 
 def b64(path_or_bytes) -> str:

@@ -1,0 +1,110 @@
+"""A real `bentoml serve .` for end-to-end tests: own BENTOML_HOME, free port, bounded start and stop."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import httpx
+import pytest
+
+from conftest import ROOT
+
+BIN = Path(sys.executable).parent
+START_TIMEOUT_S = 240
+
+
+@dataclass
+class Server:
+    url: str
+    env: dict[str, str]
+    log: Path
+    proc: subprocess.Popen
+
+    def post(self, path: str, body, timeout: float = 120, **kw) -> httpx.Response:
+        data = body if isinstance(body, (bytes, str)) else json.dumps(body)
+        return httpx.post(self.url + path, content=data, headers={"content-type": "application/json"},
+                          timeout=timeout, **kw)
+
+    def get(self, path: str, timeout: float = 60) -> httpx.Response:
+        return httpx.get(self.url + path, timeout=timeout)
+
+    @property
+    def port(self) -> int:
+        return int(self.url.rsplit(":", 1)[1])
+
+    def workers(self, service: str) -> list[int]:
+        """Pids of the serve process's workers for ``service`` (unet_api or unet_runner)."""
+        import psutil
+
+        return [p.pid for p in psutil.Process(self.proc.pid).children()
+                if f"--service-name {service}" in " ".join(p.cmdline())]
+
+    def stop(self, timeout: float = 60) -> int | None:
+        """SIGTERM the serve process (as an orchestrator does); SIGKILL the group after ``timeout``."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                pass
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        return self.proc.poll()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run_import(env: dict[str, str], checkpoint: Path) -> str:
+    out = subprocess.run([sys.executable, "-m", "models_import", "--checkpoint", str(checkpoint)], cwd=ROOT,
+                         env=env, capture_output=True, text=True, check=True)
+    return out.stdout
+
+
+def serve_env(home: Path, **settings: str) -> dict[str, str]:
+    """The environment of a server with its own model store; ``settings`` are UNET_* overrides."""
+    return {**os.environ, "BENTOML_HOME": str(home), "BENTOML_DO_NOT_TRACK": "True", **settings}
+
+
+def wait_ready(server: Server, deadline_s: float = START_TIMEOUT_S) -> None:
+    deadline = time.monotonic() + deadline_s
+    while True:
+        try:
+            if httpx.get(server.url + "/readyz", timeout=5).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if server.proc.poll() is not None or time.monotonic() > deadline:
+            server.stop(0)
+            pytest.fail(f"bentoml serve did not become ready:\n{server.log.read_text()[-4000:]}")
+        time.sleep(1)
+
+
+@contextlib.contextmanager
+def serving(env: dict[str, str], ready: bool = True) -> Iterator[Server]:
+    """`bentoml serve .` on a free port with ``env``; waits for /readyz (if ``ready``); always stopped."""
+    port = free_port()
+    log = Path(env["BENTOML_HOME"]) / f"serve-{port}.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen([str(BIN / "bentoml"), "serve", ".", "--port", str(port), "--host", "127.0.0.1"],
+                                cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    server = Server(f"http://127.0.0.1:{port}", env, log, proc)
+    try:
+        if ready:
+            wait_ready(server)
+        yield server
+    finally:
+        server.stop(30)
