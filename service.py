@@ -63,7 +63,9 @@ async def health(request: Request) -> JSONResponse:
         status = RunnerStatus(model_loaded=False, device="unknown", gpu_available=False, pools_ready=False,
                               error=e.message)
     healthy = status.model_loaded and status.pools_ready and status.last_health_check_ok is not False
+    error = status.error or (None if healthy else "the model's last health check failed")
     body = HealthResponse(
+        success=healthy,
         service_healthy=healthy,
         model_loaded=status.model_loaded,
         memory_pools_ready=status.pools_ready,
@@ -73,7 +75,7 @@ async def health(request: Request) -> JSONResponse:
                            if status.last_health_check else None),
         memory_usage=status.memory_usage,
         capabilities=svc.capabilities(),
-        error=status.error,
+        error=error,
         skipped_models=status.skipped_models,
         model_info=svc.brief,
         request_id=request.headers.get("x-request-id", ""),

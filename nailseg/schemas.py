@@ -138,6 +138,7 @@ class RunnerStatus(BaseModel):
 
 
 class HealthResponse(_Response):
+    success: bool = True  # false (with ``error``) when unhealthy: the 503 keeps this body
     service_healthy: bool
     model_loaded: bool
     memory_pools_ready: bool
