@@ -61,7 +61,7 @@ async def health(request: Request) -> JSONResponse:
         status = await svc.runner_status(refresh=True)
     except ApiError as e:
         status = RunnerStatus(model_loaded=False, device="unknown", gpu_available=False, pools_ready=False,
-                              error=e.message)
+                              error=e.message, skipped_models=svc.status.skipped_models if svc.status else [])
     healthy = status.model_loaded and status.pools_ready and status.last_health_check_ok is not False
     error = status.error or (None if healthy else "the model's last health check failed")
     body = HealthResponse(
@@ -203,13 +203,13 @@ class UNetAPI:
             last = attempt == RUNNER_RETRIES
             try:
                 return await self.watch.call(lambda: getattr(self.runner.to_async, method)(*args, **kwargs))
+            except asyncio.TimeoutError:  # before ClientConnectionError: aiohttp's timeouts are both
+                self.watch.suspect()
+                raise unavailable("no answer within the runner's timeout") from None
             except aiohttp.ClientConnectionError:
                 self.watch.suspect()
                 if last:
                     raise unavailable("connection lost") from None
-            except asyncio.TimeoutError:
-                self.watch.suspect()
-                raise unavailable("no answer within the runner's timeout") from None
             except bentoml.exceptions.BentoMLException as e:
                 if e.error_code != HTTPStatus.SERVICE_UNAVAILABLE or last:
                     log.warning("runner call %s failed: %s", method, e)

@@ -40,7 +40,6 @@ def _chain_sigterm(before: Callable[[Callable[[], None]], None]) -> None:
             previous(sig, frame)
 
     def handler(sig, frame) -> None:
-        log.info("SIGTERM received (handler chained to %r)", previous)
         if started.is_set():
             return exit_now(sig, frame)
         started.set()
