@@ -352,8 +352,8 @@ class UNetAPI:
             self._remember(await self._call_runner("reload", force_reload=force_reload, warm_up=warm_up,
                                                    failed=failed))
             if self.status.error is not None:  # the store's latest did not load; the served model stays
-                served = f"; the previous model is still served ({self.status.model_tag})" if self.status.model_loaded else ""
-                raise ApiError(ErrorCode.MODEL_NOT_READY, self.status.error + served)
+                served = f"; the previous model is still served ({self.status.model_tag})"
+                raise ApiError(ErrorCode.MODEL_NOT_READY, self.status.error + (served if self.status.model_loaded else ""))
         except ApiError as e:
             return self._respond(ctx, self._error(e, started, request_id), e.status)
         return self._respond(ctx, InitializeResponse(
