@@ -7,6 +7,7 @@ POST /api/unet/segment, /segment-batch, /initialize are BentoML APIs; GET /api/u
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import time
 from datetime import datetime, timezone
@@ -35,8 +36,9 @@ from nailseg.schemas import (
 from runners.unet_runner import UNetRunner
 
 PREFIX = "/api/unet"
-RUNNER_RETRIES = 3
-OVERLOAD_BACKOFF_S = 0.1
+RUNNER_RETRIES = 3  # on a dropped connection
+OVERLOAD_BACKOFF_S = 0.1  # first wait after the batcher's 503 "overloaded"; doubles, at most 1 s
+OVERLOAD_RETRY_S = 15  # keep retrying those this long: a hot reload slows the runner for seconds on a small CPU
 settings = get_settings()
 logging.getLogger("unet").setLevel(settings.logging.level)
 reqlog.install()
@@ -199,8 +201,8 @@ class UNetAPI:
         runner dying: the watch is told, and fails the retry if so) and, with back-off, on the
         batcher's 503 "overloaded" (a queue spike, e.g. during a model reload).
         """
-        for attempt in range(RUNNER_RETRIES + 1):
-            last = attempt == RUNNER_RETRIES
+        patience = time.monotonic() + OVERLOAD_RETRY_S
+        for attempt in itertools.count():
             try:
                 return await self.watch.call(lambda: getattr(self.runner.to_async, method)(*args, **kwargs))
             except asyncio.TimeoutError:  # before ClientConnectionError: aiohttp's timeouts are both
@@ -208,17 +210,17 @@ class UNetAPI:
                 raise unavailable("no answer within the runner's timeout") from None
             except aiohttp.ClientConnectionError:
                 self.watch.suspect()
-                if last:
+                if attempt >= RUNNER_RETRIES:
                     raise unavailable("connection lost") from None
             except bentoml.exceptions.BentoMLException as e:
-                if e.error_code != HTTPStatus.SERVICE_UNAVAILABLE or last:
+                overloaded = e.error_code == HTTPStatus.SERVICE_UNAVAILABLE
+                if not overloaded or time.monotonic() > patience:
                     log.warning("runner call %s failed: %s", method, e)
-                    overloaded = e.error_code == HTTPStatus.SERVICE_UNAVAILABLE
                     raise (failed if failed is not None and not overloaded else ApiError(
                         ErrorCode.RUNNER_UNAVAILABLE,
                         "the inference runner could not take the request (overloaded or restarting); retry shortly",
                     )) from None
-                await asyncio.sleep(OVERLOAD_BACKOFF_S * 3**attempt)
+                await asyncio.sleep(min(OVERLOAD_BACKOFF_S * 2**attempt, 1.0))
 
     def _remember(self, status) -> None:
         """Keep the runner's report (it arrives as the runner's RunnerStatus class or a dict)."""
