@@ -38,6 +38,9 @@ def _chain_sigterm(before: Callable[[Callable[[], None]], None]) -> None:
     def exit_now(sig=signal.SIGTERM, frame=None) -> None:
         if callable(previous):
             previous(sig, frame)
+        elif previous == signal.SIG_DFL:  # nobody handled it before us: die as SIGTERM would have made us
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)
 
     def handler(sig, frame) -> None:
         if started.is_set():
