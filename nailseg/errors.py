@@ -29,6 +29,7 @@ class ErrorCode(str, Enum):
     # batches and features
     EMPTY_BATCH = ("EMPTY_BATCH", 422)
     BATCH_TOO_LARGE = ("BATCH_TOO_LARGE", 413)
+    BATCH_PIXELS_TOO_LARGE = ("BATCH_PIXELS_TOO_LARGE", 413)  # limits.max_batch_pixels, from the headers
     FEATURE_DISABLED = ("FEATURE_DISABLED", 403)  # batch processing or confidence turned off in config
     # the server
     MODEL_NOT_READY = ("MODEL_NOT_READY", 503)
