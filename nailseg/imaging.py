@@ -28,6 +28,7 @@ _MAGIC = {  # formats we can name when refusing them
     b"GIF8": "GIF", b"RIFF": "WEBP", b"II*\x00": "TIFF", b"MM\x00*": "TIFF", b"\x00\x00\x01\x00": "ICO",
     b"%PDF": "PDF",
 }
+MAX_SIDE = 65_535  # JPEG's own limit; libpng (the mask's encoder) refuses sides over 1,000,000
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _SUPPORTED_MAGIC = (b"\xff\xd8\xff", _PNG_SIGNATURE[:4], b"BM")
 
@@ -78,6 +79,8 @@ def open_image(raw: bytes, max_pixels: int) -> Image.Image:
     w, h = img.size
     if w < 1 or h < 1:
         raise ApiError(ErrorCode.NOT_AN_IMAGE, f"image has no pixels ({w}x{h})")
+    if max(w, h) > MAX_SIDE:
+        raise ApiError(ErrorCode.IMAGE_TOO_LARGE, f"image is {w}x{h}; no side may be longer than {MAX_SIDE} pixels")
     if w * h > max_pixels:
         raise ApiError(ErrorCode.IMAGE_TOO_LARGE, f"image is {w}x{h} = {w * h} pixels; the limit is {max_pixels}")
     return img
