@@ -13,7 +13,7 @@ import httpx
 import pytest
 from PIL import Image
 
-from mutated_images import mutated_corpus
+from mutated_images import mutated_corpus, seed_files
 from nailseg.errors import ApiError, ErrorCode
 from nailseg.pipeline import prepare_bytes
 from nailseg.preprocess import Preprocessing
@@ -21,6 +21,7 @@ from test_e2e_service import assert_error, b64, png_array, server  # noqa: F401 
 
 SERVER_PIXEL_LIMIT = 4_000_000  # UNET_LIMITS_MAX_IMAGE_PIXELS in the server fixture
 CORPUS = mutated_corpus(300)
+CORPUS_SEED_PHOTO = seed_files()["jpeg"][0]
 
 
 def expected(raw: bytes) -> tuple[int, int] | str:
@@ -105,3 +106,62 @@ def test_integer_threshold_is_a_number(server):
         assert resp.status_code == 200 and png_array(resp.json()["mask_data"]).shape == (48, 64)
     assert (png_array(server.post("/api/unet/segment", {"image_data": photo, "threshold": 0}).json()["mask_data"])
             == 255).all()
+
+
+# ---- schemathesis against the service's own OpenAPI ------------------------------------------
+# Checks: no 5xx ever (strict); a success body matches the schema the spec declares for it; an error
+# body is in the service's error shape with the request id. Relaxed (the spec does not tell the truth
+# yet, issue 13): error bodies are not validated against the spec's 400/404/500 schemas (BentoML's
+# `{"error": str}`, not ours), and status codes the spec leaves out (413, 415, 422, 503) are allowed.
+
+EXAMPLES = {"POST /api/unet/initialize": 8}  # each may reload the model: a few are enough
+DEFAULT_EXAMPLES = 60
+
+
+def _successes_match_their_schema(ctx, response, case):
+    from schemathesis.specs.openapi.checks import response_schema_conformance
+
+    return response_schema_conformance(ctx, response, case) if response.status_code < 400 else None
+
+
+def _errors_in_the_error_shape(ctx, response, case):
+    if response.status_code >= 400 and case.operation.path.startswith("/api/"):
+        body = response.json()
+        assert body["success"] is False and body["error"]["code"] and body["error"]["message"], body
+        assert body["request_id"] == response.headers["x-request-id"][0], body
+    return None
+
+
+def test_openapi_fuzzing_finds_no_5xx_and_no_body_unlike_its_schema(server):
+    import schemathesis
+    from hypothesis import HealthCheck, given, settings
+    from schemathesis.checks import not_a_server_error
+
+    checks = [not_a_server_error, _successes_match_their_schema, _errors_in_the_error_shape]
+    schema = schemathesis.openapi.from_url(server.url + "/docs.json")
+    photo = b64(CORPUS_SEED_PHOTO)
+    good_bodies = {"/api/unet/segment": {"image_data": photo, "return_confidence": True, "return_contours": True,
+                                         "return_visualizations": True},
+                   "/api/unet/segment-batch": {"images": [{"image_data": photo}, {"image_data": "eA=="}],
+                                               "return_contours": True}}
+    failures, statuses = [], collections.defaultdict(set)
+    for result in schema.get_all_operations():
+        op = result.ok()
+
+        @given(case=op.as_strategy())
+        @settings(max_examples=EXAMPLES.get(op.label, DEFAULT_EXAMPLES), deadline=None, database=None,
+                  derandomize=True, suppress_health_check=list(HealthCheck))
+        def fuzz(case):
+            statuses[op.label].add(case.call_and_validate(checks=checks, timeout=120).status_code)
+
+        try:
+            fuzz()
+            if op.path in good_bodies:  # a success, so that its schema is checked too
+                case = op.Case(body=good_bodies[op.path], media_type="application/json")
+                statuses[op.label].add(case.call_and_validate(checks=checks, timeout=120).status_code)
+        except Exception as e:  # keep going: report every operation that fails
+            failures.append(f"{op.label}: {str(e)[:2000]}")
+    print({label: sorted(s) for label, s in statuses.items()})
+    assert not failures, "\n\n".join(failures)
+    assert {200, 422} <= statuses["POST /api/unet/segment"] and 200 in statuses["POST /api/unet/segment-batch"]
+    assert server.get("/api/unet/health").json()["service_healthy"]
