@@ -26,6 +26,7 @@ class ErrorCode(str, Enum):
     UNSUPPORTED_FORMAT = ("UNSUPPORTED_FORMAT", 415)
     TRUNCATED_IMAGE = ("TRUNCATED_IMAGE", 400)
     IMAGE_TOO_LARGE = ("IMAGE_TOO_LARGE", 413)  # pixel limit: decompression bombs
+    IMAGE_TOO_COMPLEX = ("IMAGE_TOO_COMPLEX", 413)  # too many JPEG scans or header segments: CPU bombs
     # batches and features
     EMPTY_BATCH = ("EMPTY_BATCH", 422)
     BATCH_TOO_LARGE = ("BATCH_TOO_LARGE", 413)

@@ -29,6 +29,11 @@ _MAGIC = {  # formats we can name when refusing them
     b"%PDF": "PDF",
 }
 MAX_SIDE = 65_535  # JPEG's own limit; libpng (the mask's encoder) refuses sides over 1,000,000
+# Bounds on a file's structure, far above what cameras and encoders write, so that a small file cannot
+# cost seconds of CPU: each JPEG scan is a pass over all coefficients (1,000 repeated scans of a 16 Mpx
+# picture: 14 s in 125 kB), and PIL reads header segments, fill bytes and PNG chunks in Python.
+MAX_JPEG_SCANS = 50  # progressive JPEGs have ~10 (an MPO's pictures and EXIF thumbnail count too)
+MAX_HEADER_SEGMENTS = 1_000  # JPEG marker segments and fill bytes before the first scan; PNG chunks but IDAT
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _SUPPORTED_MAGIC = (b"\xff\xd8\xff", _PNG_SIGNATURE[:4], b"BM")
 
@@ -62,7 +67,9 @@ def open_image(raw: bytes, max_pixels: int) -> Image.Image:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            img = Image.open(io.BytesIO(_without_broken_ancillary_chunks(raw)))
+            img = Image.open(io.BytesIO(_checked_structure(raw)))
+    except ApiError:
+        raise
     except UnidentifiedImageError:
         fmt = next((name for magic, name in _MAGIC.items() if raw.startswith(magic)), None)
         if fmt:
@@ -79,6 +86,8 @@ def open_image(raw: bytes, max_pixels: int) -> Image.Image:
     w, h = img.size
     if w < 1 or h < 1:
         raise ApiError(ErrorCode.NOT_AN_IMAGE, f"image has no pixels ({w}x{h})")
+    if img.format in {"JPEG", *_AS_JPEG} and (scans := raw.count(b"\xff\xda")) > MAX_JPEG_SCANS:
+        raise ApiError(ErrorCode.IMAGE_TOO_COMPLEX, f"JPEG has {scans} scans; at most {MAX_JPEG_SCANS} are decoded")
     if max(w, h) > MAX_SIDE:
         raise ApiError(ErrorCode.IMAGE_TOO_LARGE, f"image is {w}x{h}; no side may be longer than {MAX_SIDE} pixels")
     if w * h > max_pixels:
@@ -137,17 +146,24 @@ def _rgb_array(img: Image.Image) -> np.ndarray:
     return np.asarray(img.convert("RGB"))
 
 
-def _without_broken_ancillary_chunks(raw: bytes) -> bytes:
-    """A PNG minus the ancillary chunks (tEXt, eXIf, ...) whose CRC is wrong, which the PNG spec lets a
-    decoder skip (PIL refuses the whole file). Critical chunks and anything unparsable are left to PIL."""
+def _checked_structure(raw: bytes) -> bytes:
+    """The file as PIL should read it: header bounds checked (IMAGE_TOO_COMPLEX), and a PNG's ancillary
+    chunks (tEXt, eXIf, ...) with a bad CRC dropped, which the PNG spec lets a decoder skip (PIL refuses
+    the whole file). Anything else that does not parse is left to PIL to judge."""
+    if raw.startswith(b"\xff\xd8"):
+        _check_jpeg_header(raw)
+        return raw
     if not raw.startswith(_PNG_SIGNATURE):
         return raw
-    broken, pos = [], len(_PNG_SIGNATURE)
+    broken, pos, count = [], len(_PNG_SIGNATURE), 0
     while pos + 12 <= len(raw):
         length, kind = struct.unpack_from(">I4s", raw, pos)
         end = pos + 12 + length
         if end > len(raw) or kind == b"IEND":
             break
+        count += kind != b"IDAT"
+        if count > MAX_HEADER_SEGMENTS:
+            raise ApiError(ErrorCode.IMAGE_TOO_COMPLEX, f"PNG has over {MAX_HEADER_SEGMENTS} chunks besides IDAT")
         if kind[0] & 0x20 and struct.unpack_from(">I", raw, end - 4)[0] != zlib.crc32(raw[pos + 4:end - 4]):
             broken.append((pos, end))
         pos = end
@@ -156,6 +172,22 @@ def _without_broken_ancillary_chunks(raw: bytes) -> bytes:
     starts = [0] + [end for _, end in broken]
     stops = [start for start, _ in broken] + [len(raw)]
     return b"".join(raw[a:b] for a, b in zip(starts, stops))
+
+
+def _check_jpeg_header(raw: bytes) -> None:
+    pos, count = 2, 0
+    while pos + 4 <= len(raw) and raw[pos] == 0xFF:
+        count += 1
+        if count > MAX_HEADER_SEGMENTS:
+            raise ApiError(ErrorCode.IMAGE_TOO_COMPLEX,
+                           f"JPEG has over {MAX_HEADER_SEGMENTS} marker segments or fill bytes before its first scan")
+        marker = raw[pos + 1]
+        if marker == 0xDA:
+            return
+        if marker in (0xFF, 0xD8, 0x01) or 0xD0 <= marker <= 0xD7:  # a fill byte, or a marker without length
+            pos += 1 if marker == 0xFF else 2
+            continue
+        pos += 2 + struct.unpack_from(">H", raw, pos + 2)[0]
 
 
 def encode_png(array: np.ndarray) -> bytes:

@@ -30,7 +30,7 @@ LIMIT = 4_000_000
 PREP = Preprocessing(image_size=(32, 32))
 ALL_OPTIONS = SegmentOptions(return_confidence=True, return_contours=True, return_visualizations=True)
 IMAGE_ERRORS = {ErrorCode.NOT_AN_IMAGE, ErrorCode.TRUNCATED_IMAGE, ErrorCode.UNSUPPORTED_FORMAT,
-                ErrorCode.IMAGE_TOO_LARGE}
+                ErrorCode.IMAGE_TOO_LARGE, ErrorCode.IMAGE_TOO_COMPLEX}
 SEEDS = seed_files()
 FUZZ = settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow])
 seed_names = st.sampled_from(sorted(SEEDS))

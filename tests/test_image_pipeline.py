@@ -252,3 +252,26 @@ def test_integer_thresholds_are_numbers():
 
     assert SegmentRequest.model_validate_json('{"image_data": "aGk=", "threshold": 1}').threshold == 1.0
     assert SegmentRequest.model_validate_json('{"image_data": "aGk=", "threshold": 0}').threshold == 0.0
+
+
+def _progressive_with_scans(extra_scans: int) -> bytes:
+    raw = encode(Image.new("RGB", (64, 48), (120, 80, 60)), "JPEG", progressive=True)
+    last_scan = raw[raw.rfind(b"\xff\xda"):-2]
+    return raw[:-2] + last_scan * extra_scans + b"\xff\xd9"
+
+
+@pytest.mark.parametrize("raw, ok", [
+    (_progressive_with_scans(30), True),  # ~40 scans: still decoded
+    (_progressive_with_scans(1000), False),  # each scan a pass over every coefficient: a CPU bomb
+    (encode(photo(), "JPEG")[:2] + b"\xff\xfe\x00\x02" * 5000 + encode(photo(), "JPEG")[2:], False),  # comments
+    (encode(photo(), "JPEG")[:2] + b"\xff" * 5000 + encode(photo(), "JPEG")[2:], False),  # fill bytes
+    (png_with(chunk(b"teXt", b"") * 5000), False),
+    (png_with(chunk(b"teXt", b"") * 500), True),
+])
+def test_files_built_to_burn_cpu_are_refused_before_decoding(raw, ok):
+    if ok:
+        assert prepare_bytes(raw, Preprocessing(image_size=(32, 32)), LIMIT).size in ((48, 64), (6, 8))
+    else:
+        with pytest.raises(ApiError) as err:
+            prepare_bytes(raw, Preprocessing(image_size=(32, 32)), LIMIT)
+        assert err.value.code is ErrorCode.IMAGE_TOO_COMPLEX and err.value.status == 413
