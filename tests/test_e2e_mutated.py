@@ -165,3 +165,26 @@ def test_openapi_fuzzing_finds_no_5xx_and_no_body_unlike_its_schema(server):
     assert not failures, "\n\n".join(failures)
     assert {200, 422} <= statuses["POST /api/unet/segment"] and 200 in statuses["POST /api/unet/segment-batch"]
     assert server.get("/api/unet/health").json()["service_healthy"]
+
+
+# ---- what already held and must keep holding ---------------------------------------------------
+
+def test_a_chunked_body_over_the_limit_gets_413(server):
+    def chunks():
+        yield b'{"image_data": "'
+        for _ in range(int(server.env["UNET_LIMITS_MAX_BODY_MB"]) * 16 + 1):
+            yield b"A" * 65536
+        yield b'"}'
+
+    resp = httpx.post(server.url + "/api/unet/segment", content=chunks(), timeout=120,
+                      headers={"content-type": "application/json"})
+    assert "content-length" not in {k.lower() for k in resp.request.headers}  # really chunked
+    assert_error(resp, 413, "BODY_TOO_LARGE")
+
+
+@pytest.mark.parametrize("given", ["a b", "x" * 200, "<script>", "id\u00e9"])
+def test_a_request_id_that_is_not_sane_is_replaced(server, given):
+    resp = httpx.post(server.url + "/api/unet/segment", json={"image_data": "!!"},
+                      headers={"X-Request-ID": given.encode("utf-8")}, timeout=60)
+    rid = resp.json()["request_id"]
+    assert resp.status_code == 400 and rid != given and rid == resp.headers["x-request-id"] and len(rid) == 36
