@@ -22,7 +22,7 @@ from PIL import Image, UnidentifiedImageError
 from nailseg.errors import ApiError, ErrorCode
 
 SUPPORTED = {"JPEG", "PNG", "BMP"}
-_AS_JPEG = {"MPO"}  # multi-picture JPEG (phones, 3D cameras): its first picture is a plain JPEG
+_JPEG = {"JPEG", "MPO"}  # MPO: multi-picture JPEG (phones, 3D cameras), its first picture a plain JPEG
 _DATA_URL = re.compile(r"^data:[\w/+.-]*;base64,", re.IGNORECASE)
 _MAGIC = {  # formats we can name when refusing them
     b"GIF8": "GIF", b"RIFF": "WEBP", b"II*\x00": "TIFF", b"MM\x00*": "TIFF", b"\x00\x00\x01\x00": "ICO",
@@ -81,12 +81,12 @@ def open_image(raw: bytes, max_pixels: int) -> Image.Image:
         if raw.startswith(_SUPPORTED_MAGIC):
             raise ApiError(ErrorCode.TRUNCATED_IMAGE, f"image data is truncated or corrupt ({e})") from None
         raise ApiError(ErrorCode.NOT_AN_IMAGE, f"image header cannot be read ({type(e).__name__})") from None
-    if img.format not in SUPPORTED | _AS_JPEG:
+    if img.format not in SUPPORTED | _JPEG:
         raise ApiError(ErrorCode.UNSUPPORTED_FORMAT, f"{img.format} is not supported; send JPEG, PNG or BMP")
     w, h = img.size
     if w < 1 or h < 1:
         raise ApiError(ErrorCode.NOT_AN_IMAGE, f"image has no pixels ({w}x{h})")
-    if img.format in {"JPEG", *_AS_JPEG} and (scans := raw.count(b"\xff\xda")) > MAX_JPEG_SCANS:
+    if img.format in _JPEG and (scans := raw.count(b"\xff\xda")) > MAX_JPEG_SCANS:
         raise ApiError(ErrorCode.IMAGE_TOO_COMPLEX, f"JPEG has {scans} scans; at most {MAX_JPEG_SCANS} are decoded")
     if max(w, h) > MAX_SIDE:
         raise ApiError(ErrorCode.IMAGE_TOO_LARGE, f"image is {w}x{h}; no side may be longer than {MAX_SIDE} pixels")
@@ -112,15 +112,13 @@ def decode_opened(img: Image.Image, at_least: int | None = None) -> tuple[np.nda
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            if at_least is not None and img.format in {"JPEG", *_AS_JPEG}:
+            if at_least is not None and img.format in _JPEG:
                 img.draft("RGB", (at_least, at_least))
             img.load()
             orientation = _orientation(img)
             if orientation in _TRANSPOSE:
                 img = img.transpose(_TRANSPOSE[orientation])
             rgb = _rgb_array(img)
-    except ApiError:
-        raise
     except OSError as e:
         raise ApiError(ErrorCode.TRUNCATED_IMAGE, f"image data is truncated or corrupt ({e})") from None
     except Exception as e:
