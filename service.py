@@ -248,20 +248,10 @@ class UNetAPI:
             raise ApiError(ErrorCode.FEATURE_DISABLED, "confidence scores are disabled (inference.enable_confidence)")
         return options.threshold if options.threshold is not None else self.settings.inference.threshold
 
-    async def _prepare_many(self, images: list[str]) -> list[PreparedImage | ApiError]:
+    async def _prepare_many(self, images: list[str], max_total_pixels: int | None = None) -> list[PreparedImage | ApiError]:
         status = await self._model_status()
-        prep, limit = status.model.preprocessing, self.settings.limits.max_image_pixels
-
-        def work() -> list[PreparedImage | ApiError]:
-            out: list[PreparedImage | ApiError] = []
-            for data in images:
-                try:
-                    out.append(pipeline.prepare(data, prep, limit))
-                except ApiError as e:
-                    out.append(e)
-            return out
-
-        return await asyncio.to_thread(work)
+        return await asyncio.to_thread(pipeline.prepare_many, images, status.model.preprocessing,
+                                       self.settings.limits.max_image_pixels, max_total_pixels)
 
     async def _infer(self, prepared: list[PreparedImage]):
         """Probabilities for the prepared images, in runner-sized chunks that the batcher can merge."""
@@ -317,7 +307,7 @@ class UNetAPI:
                 raise ApiError(ErrorCode.BATCH_TOO_LARGE,
                                f"{len(request.images)} images; the limit is {limits.max_batch_images} a request")
             cut = self._check_options(request)
-            prepared = await self._prepare_many([im.image_data for im in request.images])
+            prepared = await self._prepare_many([im.image_data for im in request.images], limits.max_batch_pixels)
             good = [p for p in prepared if not isinstance(p, ApiError)]
             probs = iter(await self._infer(good)) if good else iter(())
 

@@ -72,8 +72,10 @@ class HealthSettings(_Section):
 
 class LimitsSettings(_Section):
     max_body_mb: float = Field(32, gt=0)
-    max_image_pixels: int = Field(40_000_000, gt=0)
+    max_image_pixels: int = Field(16_000_000, gt=0, description="pixels one image may declare (413 before decoding)")
     max_batch_images: int = Field(32, ge=1)
+    max_batch_pixels: int = Field(50_000_000, gt=0, description="pixels a /segment-batch request's images may "
+                                  "declare together (413 before decoding)")
 
 
 class LoggingSettings(_Section):

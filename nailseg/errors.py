@@ -26,9 +26,11 @@ class ErrorCode(str, Enum):
     UNSUPPORTED_FORMAT = ("UNSUPPORTED_FORMAT", 415)
     TRUNCATED_IMAGE = ("TRUNCATED_IMAGE", 400)
     IMAGE_TOO_LARGE = ("IMAGE_TOO_LARGE", 413)  # pixel limit: decompression bombs
+    IMAGE_TOO_COMPLEX = ("IMAGE_TOO_COMPLEX", 413)  # too many JPEG scans or header segments: CPU bombs
     # batches and features
     EMPTY_BATCH = ("EMPTY_BATCH", 422)
     BATCH_TOO_LARGE = ("BATCH_TOO_LARGE", 413)
+    BATCH_PIXELS_TOO_LARGE = ("BATCH_PIXELS_TOO_LARGE", 413)  # limits.max_batch_pixels, from the headers
     FEATURE_DISABLED = ("FEATURE_DISABLED", 403)  # batch processing or confidence turned off in config
     # the server
     MODEL_NOT_READY = ("MODEL_NOT_READY", 503)

@@ -1,6 +1,6 @@
 """One image's way through the service, minus the model: prepare before, finish after.
 
-The API service, the evaluation script and the benchmark all use these two functions.
+The API service, the evaluation script and the benchmark all use these functions.
 """
 
 from __future__ import annotations
@@ -8,9 +8,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from PIL import Image
 
 from nailseg import postprocess
-from nailseg.imaging import b64_png, decode_base64, decode_image, decode_reduced
+from nailseg.errors import ApiError, ErrorCode
+from nailseg.imaging import b64_png, decode_base64, decode_opened, decode_reduced, open_image
 from nailseg.preprocess import Preprocessing, resize_to_model
 from nailseg.schemas import SegmentOptions
 
@@ -19,12 +21,16 @@ from nailseg.schemas import SegmentOptions
 class PreparedImage:
     size: tuple[int, int]  # (height, width) of the photo as displayed: the mask's size
     model_input: np.ndarray  # uint8 RGB at the model's size
-    raw: bytes  # the encoded photo, decoded in full only for the overlay picture
+    raw: bytes  # the encoded photo, decoded again (at the pictures' size) only for the overlay picture
 
 
 def prepare_bytes(raw: bytes, prep: Preprocessing, max_pixels: int) -> PreparedImage:
     """Decode (large JPEGs at a reduced scale that still covers the model input) and resize."""
-    rgb, size = decode_reduced(raw, max_pixels, at_least=max(prep.image_size))
+    return _prepare_opened(raw, open_image(raw, max_pixels), prep)
+
+
+def _prepare_opened(raw: bytes, img: Image.Image, prep: Preprocessing) -> PreparedImage:
+    rgb, size = decode_opened(img, at_least=max(prep.image_size))
     return PreparedImage(size=size, model_input=resize_to_model(rgb, prep.image_size), raw=raw)
 
 
@@ -33,10 +39,41 @@ def prepare(image_data: str, prep: Preprocessing, max_pixels: int) -> PreparedIm
     return prepare_bytes(decode_base64(image_data), prep, max_pixels)
 
 
+def prepare_many(images: list[str], prep: Preprocessing, max_pixels: int,
+                 max_total_pixels: int | None = None) -> list[PreparedImage | ApiError]:
+    """Each image prepared, or its own ApiError. With ``max_total_pixels``, the pixels the good images'
+    headers declare are added up before any is decoded; over the budget, the whole request is refused."""
+    opened: list[tuple[bytes, Image.Image] | ApiError] = []
+    for data in images:
+        try:
+            raw = decode_base64(data)
+            opened.append((raw, open_image(raw, max_pixels)))
+        except ApiError as e:
+            opened.append(e)
+    total = sum(o[1].width * o[1].height for o in opened if not isinstance(o, ApiError))
+    if max_total_pixels is not None and total > max_total_pixels:
+        raise ApiError(ErrorCode.BATCH_PIXELS_TOO_LARGE, f"the images declare {total} pixels together; the limit "
+                       f"is {max_total_pixels} a request (limits.max_batch_pixels): send fewer or smaller images")
+    out: list[PreparedImage | ApiError] = []
+    for o in opened:
+        try:
+            out.append(o if isinstance(o, ApiError) else _prepare_opened(*o, prep))
+        except ApiError as e:
+            out.append(e)
+    return out
+
+
 def mask_for(prepared: PreparedImage, prob: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
     """(probability, mask) at the input image's own size."""
     full = postprocess.probability_at(prob, *prepared.size)
     return full, postprocess.mask_from(full, threshold)
+
+
+def picture(prepared: PreparedImage) -> np.ndarray:
+    """The photo (upright RGB) at the visualizations' bounded size."""
+    h, w = postprocess.visualization_size(*prepared.size)
+    rgb, _ = decode_reduced(prepared.raw, prepared.size[0] * prepared.size[1], at_least=max(h, w))
+    return resize_to_model(rgb, (h, w))
 
 
 def finish(prepared: PreparedImage, prob: np.ndarray, threshold: float, options: SegmentOptions) -> dict:
@@ -46,6 +83,6 @@ def finish(prepared: PreparedImage, prob: np.ndarray, threshold: float, options:
         "mask_data": b64_png(mask),
         "confidence_scores": postprocess.confidence(full, mask) if options.return_confidence else None,
         "contours": postprocess.contours(mask) if options.return_contours else None,
-        "visualizations": (postprocess.visualizations(decode_image(prepared.raw, mask.size), full, mask)
+        "visualizations": (postprocess.visualizations(picture(prepared), prob, threshold)
                            if options.return_visualizations else None),
     }

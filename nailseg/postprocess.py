@@ -11,8 +11,15 @@ import numpy as np
 from nailseg.imaging import b64_png
 from nailseg.schemas import BoundingBox, ConfidenceScores, Contour, Visualizations
 
-OVERLAY_COLOUR = np.array([255, 0, 160], np.float32)  # magenta: stands out on skin and nail polish
+OVERLAY_COLOUR = (255, 0, 160)  # magenta: stands out on skin and nail polish
 OVERLAY_ALPHA = 0.5
+VISUALIZATION_MAX_SIDE = 1024  # overlay and heatmap are drawn with their longer side at most this long
+
+
+def visualization_size(height: int, width: int) -> tuple[int, int]:
+    """(height, width) of the pictures for an image of this size: its own, or scaled down to fit."""
+    scale = min(1.0, VISUALIZATION_MAX_SIDE / max(height, width))
+    return max(1, round(height * scale)), max(1, round(width * scale))
 
 
 def probability_at(prob: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -24,14 +31,15 @@ def probability_at(prob: np.ndarray, height: int, width: int) -> np.ndarray:
 
 def mask_from(prob: np.ndarray, threshold: float) -> np.ndarray:
     """uint8 mask, 255 where the nail probability reaches the threshold."""
-    return cv2.compare(prob, float(threshold), cv2.CMP_GE)  # 255/0, ~20x faster than np.where
+    mask = np.greater_equal(prob, np.float32(threshold)).view(np.uint8)  # as fast as cv2.compare, which
+    mask *= 255  # refuses 1x1 arrays (it takes them for a scalar); ~20x faster than np.where
+    return mask
 
 
 def confidence(prob: np.ndarray, mask: np.ndarray) -> ConfidenceScores:
-    inside = mask > 0
-    n_in = int(inside.sum())
+    n_in = cv2.countNonZero(mask)
     total = float(prob.sum())
-    sum_in = float(prob[inside].sum()) if n_in else 0.0
+    sum_in = cv2.mean(prob, mask=mask)[0] * n_in if n_in else 0.0  # no copy of the pixels inside
     n_out = prob.size - n_in
     return ConfidenceScores(
         overall_mean=total / prob.size,
@@ -47,7 +55,7 @@ def contours(mask: np.ndarray) -> list[Contour]:
     for c in sorted(found, key=cv2.contourArea, reverse=True):
         x, y, w, h = cv2.boundingRect(c)
         result.append(Contour(
-            points=[(int(px), int(py)) for px, py in c[:, 0, :]],
+            points=c[:, 0, :].tolist(),  # ~10x faster than converting point by point
             area=float(cv2.contourArea(c)),
             bounding_box=BoundingBox(x=x, y=y, width=w, height=h),
         ))
@@ -55,10 +63,10 @@ def contours(mask: np.ndarray) -> list[Contour]:
 
 
 def overlay(rgb: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    out = rgb.astype(np.float32)
-    inside = mask > 0
-    out[inside] = out[inside] * (1 - OVERLAY_ALPHA) + OVERLAY_COLOUR * OVERLAY_ALPHA
-    return out.astype(np.uint8)
+    tinted = cv2.addWeighted(rgb, 1 - OVERLAY_ALPHA, np.full_like(rgb, OVERLAY_COLOUR), OVERLAY_ALPHA, 0)
+    out = rgb.copy()
+    np.copyto(out, tinted, where=mask[..., None] > 0)
+    return out
 
 
 def heatmap(prob: np.ndarray) -> np.ndarray:
@@ -66,5 +74,7 @@ def heatmap(prob: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
-def visualizations(rgb: np.ndarray, prob: np.ndarray, mask: np.ndarray) -> Visualizations:
-    return Visualizations(overlay=b64_png(overlay(rgb, mask)), heatmap=b64_png(heatmap(prob)))
+def visualizations(rgb: np.ndarray, prob: np.ndarray, threshold: float) -> Visualizations:
+    """Overlay and heatmap at the size of ``rgb`` (``prob``: the model's probabilities, resized here)."""
+    prob = probability_at(prob, *rgb.shape[:2])
+    return Visualizations(overlay=b64_png(overlay(rgb, mask_from(prob, threshold))), heatmap=b64_png(heatmap(prob)))

@@ -12,7 +12,8 @@ SUPPORTED_FORMATS = ["JPEG", "PNG", "BMP"]
 
 
 class _Request(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # strict: "0.5" for a number or "true" for a flag is a 422 like any other wrong type (ints still count as numbers)
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class SegmentOptions(_Request):

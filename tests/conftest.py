@@ -8,8 +8,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from hypothesis import settings as hypothesis_settings
 
 from nailseg.model import Architecture, AttentionUNet
+
+# property-based tests: no per-example deadline (a shared CI machine is slow at times); in CI (CI=true)
+# the same examples every run, no example database
+hypothesis_settings.register_profile("ci", derandomize=True, deadline=None, database=None)
+hypothesis_settings.register_profile("dev", deadline=None)
+hypothesis_settings.load_profile("ci" if os.environ.get("CI") == "true" else "dev")
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"

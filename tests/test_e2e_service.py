@@ -29,7 +29,7 @@ MAX_BATCH = 4
 def server(tmp_path_factory) -> Server:
     env = serve_env(tmp_path_factory.mktemp("bentoml_home"), UNET_LIMITS_MAX_BODY_MB=str(MAX_BODY_MB),
                     UNET_LIMITS_MAX_BATCH_IMAGES=str(MAX_BATCH), UNET_LIMITS_MAX_IMAGE_PIXELS="4000000",
-                    UNET_HEALTH_HEALTH_CHECK_INTERVAL="0")
+                    UNET_HEALTH_HEALTH_CHECK_INTERVAL="0", UNET_LIMITS_MAX_BATCH_PIXELS="6000000")
     assert "imported unet:" in run_import(env, require_bundled())
     with serving(env) as server:
         yield server

@@ -133,3 +133,145 @@ def test_large_jpeg_is_decoded_reduced_but_masked_at_full_size():
     assert prepared.size == (1200, 1600) and prepared.model_input.shape == (192, 192, 3)
     _, mask = mask_for(prepared, np.zeros((192, 192), np.float32), 0.5)
     assert mask.shape == (1200, 1600)
+
+
+# ---- inputs that used to escape as 500s (issue 11) -------------------------------------------
+
+ALL_OPTIONS = SegmentOptions(return_confidence=True, return_contours=True, return_visualizations=True)
+
+
+def finish_all(raw: bytes, limit: int = LIMIT) -> tuple[tuple[int, int], dict]:
+    prepared = prepare_bytes(raw, Preprocessing(image_size=(32, 32)), limit)
+    return prepared.size, finish(prepared, np.full((32, 32), 0.7, np.float32), 0.5, ALL_OPTIONS)
+
+
+def png_bytes_shape(text: str) -> tuple[int, ...]:
+    return cv2.imdecode(np.frombuffer(base64.b64decode(text), np.uint8), cv2.IMREAD_UNCHANGED).shape
+
+
+def png_with(chunk: bytes, size=(8, 6)) -> bytes:
+    """A PNG with one extra chunk (``chunk``: type + data + CRC, as in the file) right after IHDR."""
+    raw = encode(photo(*size), "PNG")
+    return raw[:33] + chunk + raw[33:]
+
+
+def chunk(kind: bytes, data: bytes, crc: int | None = None) -> bytes:
+    import struct
+    import zlib
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) if crc is None else crc)
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "BMP"])
+@pytest.mark.parametrize("size", [(1, 1), (2, 1), (1, 3)])
+def test_tiny_images_get_a_mask_contours_and_pictures(fmt, size):
+    (h, w), fields = finish_all(encode(photo(*size), fmt))
+    assert (h, w) == size[::-1] and png_bytes_shape(fields["mask_data"]) == (h, w)
+    assert (cv2.imdecode(np.frombuffer(base64.b64decode(fields["mask_data"]), np.uint8), 0) == 255).all()
+    assert len(fields["contours"]) == 1 and fields["confidence_scores"].mask_mean == pytest.approx(0.7)
+    assert png_bytes_shape(fields["visualizations"].overlay) == (h, w, 3)
+
+
+def test_mpo_is_served_as_the_jpeg_it_is():
+    buf = io.BytesIO()
+    photo(60, 40).save(buf, format="MPO", save_all=True, append_images=[photo(60, 40)])
+    assert Image.open(io.BytesIO(buf.getvalue())).format == "MPO"
+    size, _ = finish_all(buf.getvalue())
+    assert size == (40, 60)
+
+
+def test_a_junk_exif_block_is_ignored_not_fatal():
+    size, _ = finish_all(png_with(chunk(b"eXIf", b"junk, not TIFF at all")))
+    assert size == (6, 8)
+
+
+def test_a_bad_crc_in_an_ancillary_chunk_is_skipped_but_not_in_a_critical_one():
+    size, _ = finish_all(png_with(chunk(b"tEXt", b"Comment\x00hello", crc=1234)))
+    assert size == (6, 8)
+    raw = bytearray(encode(photo(8, 6), "PNG"))
+    raw[29:33] = b"\x00\x00\x00\x00"  # IHDR's CRC
+    with pytest.raises(ApiError) as err:
+        prepare_bytes(bytes(raw), Preprocessing(image_size=(32, 32)), LIMIT)
+    assert err.value.code is ErrorCode.TRUNCATED_IMAGE
+
+
+def test_png_exif_orientation_after_the_pixels_is_read_inside_the_error_mapping():
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    raw = encode(photo(60, 40), "PNG", exif=exif)
+    assert finish_all(raw)[0] == (60, 40)  # turned
+    with pytest.raises(ApiError) as err:  # the pixels cut short: a clean 400, not a 500
+        prepare_bytes(raw[: raw.index(b"IDAT") + 40], Preprocessing(image_size=(32, 32)), LIMIT)
+    assert err.value.code is ErrorCode.TRUNCATED_IMAGE
+
+
+def test_sides_longer_than_65535_are_refused_before_decoding():
+    with pytest.raises(ApiError) as err:
+        decode_image(encode(Image.new("1", (70_000, 1)), "PNG"), LIMIT)
+    assert err.value.code is ErrorCode.IMAGE_TOO_LARGE
+
+
+def test_visualizations_are_drawn_at_a_bounded_size():
+    (h, w), fields = finish_all(encode(photo(3000, 1000), "JPEG"))
+    assert (h, w) == (1000, 3000) and png_bytes_shape(fields["mask_data"]) == (1000, 3000)
+    side = postprocess.VISUALIZATION_MAX_SIDE
+    assert png_bytes_shape(fields["visualizations"].overlay) == (round(1000 * side / 3000), side, 3)
+    assert png_bytes_shape(fields["visualizations"].heatmap) == (round(1000 * side / 3000), side, 3)
+
+
+def test_batch_pixel_budget_counts_declared_pixels_of_the_good_images_only():
+    from nailseg.pipeline import prepare_many
+
+    prep = Preprocessing(image_size=(32, 32))
+    good = base64.b64encode(encode(photo(100, 50), "PNG")).decode()  # 5,000 pixels
+    results = prepare_many([good, "bm90IGFuIGltYWdl", good], prep, LIMIT, max_total_pixels=10_000)
+    assert [type(r).__name__ for r in results] == ["PreparedImage", "ApiError", "PreparedImage"]
+    assert results[1].code is ErrorCode.NOT_AN_IMAGE
+    with pytest.raises(ApiError) as err:
+        prepare_many([good] * 3, prep, LIMIT, max_total_pixels=10_000)
+    assert err.value.code is ErrorCode.BATCH_PIXELS_TOO_LARGE and err.value.status == 413
+
+
+@pytest.mark.parametrize("body", [
+    {"image_data": "aGk=", "threshold": "0.5"}, {"image_data": "aGk=", "threshold": True},
+    {"image_data": "aGk=", "return_contours": "true"}, {"image_data": "aGk=", "return_confidence": 1},
+    {"image_data": 5}, {"image_data": ["aGk="]},
+])
+def test_request_fields_are_strictly_typed(body):
+    import json
+
+    from pydantic import ValidationError
+
+    from nailseg.schemas import SegmentRequest
+
+    with pytest.raises(ValidationError):
+        SegmentRequest.model_validate_json(json.dumps(body))
+
+
+def test_integer_thresholds_are_numbers():
+    from nailseg.schemas import SegmentRequest
+
+    assert SegmentRequest.model_validate_json('{"image_data": "aGk=", "threshold": 1}').threshold == 1.0
+    assert SegmentRequest.model_validate_json('{"image_data": "aGk=", "threshold": 0}').threshold == 0.0
+
+
+def _progressive_with_scans(extra_scans: int) -> bytes:
+    raw = encode(Image.new("RGB", (64, 48), (120, 80, 60)), "JPEG", progressive=True)
+    last_scan = raw[raw.rfind(b"\xff\xda"):-2]
+    return raw[:-2] + last_scan * extra_scans + b"\xff\xd9"
+
+
+@pytest.mark.parametrize("raw, ok", [
+    (_progressive_with_scans(30), True),  # ~40 scans: still decoded
+    (_progressive_with_scans(1000), False),  # each scan a pass over every coefficient: a CPU bomb
+    (encode(photo(), "JPEG")[:2] + b"\xff\xfe\x00\x02" * 5000 + encode(photo(), "JPEG")[2:], False),  # comments
+    (encode(photo(), "JPEG")[:2] + b"\xff" * 5000 + encode(photo(), "JPEG")[2:], False),  # fill bytes
+    (png_with(chunk(b"teXt", b"") * 5000), False),
+    (png_with(chunk(b"teXt", b"") * 500), True),
+])
+def test_files_built_to_burn_cpu_are_refused_before_decoding(raw, ok):
+    if ok:
+        assert prepare_bytes(raw, Preprocessing(image_size=(32, 32)), LIMIT).size in ((48, 64), (6, 8))
+    else:
+        with pytest.raises(ApiError) as err:
+            prepare_bytes(raw, Preprocessing(image_size=(32, 32)), LIMIT)
+        assert err.value.code is ErrorCode.IMAGE_TOO_COMPLEX and err.value.status == 413

@@ -1,0 +1,190 @@
+"""End to end, against a real `bentoml serve` (test_e2e_service.py's `server` fixture): a seeded corpus
+of damaged images gets 200 or a clean 4xx, never a 5xx; the service's own OpenAPI is fuzzed with
+schemathesis; the cost bounds (pixel budget of a batch, strict types) hold over HTTP."""
+
+from __future__ import annotations
+
+import base64
+import collections
+import concurrent.futures
+import io
+
+import httpx
+import pytest
+from PIL import Image
+
+from mutated_images import mutated_corpus, seed_files
+from nailseg.errors import ApiError, ErrorCode
+from nailseg.pipeline import prepare_bytes
+from nailseg.preprocess import Preprocessing
+from test_e2e_service import assert_error, b64, png_array, server  # noqa: F401  (the fixture, reused)
+
+SERVER_PIXEL_LIMIT = 4_000_000  # UNET_LIMITS_MAX_IMAGE_PIXELS in the server fixture
+CORPUS = mutated_corpus(300)
+CORPUS_SEED_PHOTO = seed_files()["jpeg"][0]
+
+
+def expected(raw: bytes) -> tuple[int, int] | str:
+    """What the service's own decode path says in-process: the mask's (height, width) or an error code."""
+    try:
+        return prepare_bytes(raw, Preprocessing(image_size=(32, 32)), SERVER_PIXEL_LIMIT).size
+    except ApiError as e:
+        return e.code.value
+
+
+def test_mutated_corpus_gets_200_or_a_clean_4xx_never_a_5xx(server):
+    def send(i: int):
+        _, raw = CORPUS[i]
+        body = {"image_data": b64(raw), "return_contours": i % 2 == 0, "return_confidence": i % 3 == 0,
+                "return_visualizations": i % 5 == 0}
+        return i, httpx.post(server.url + "/api/unet/segment", json=body, headers={"X-Request-ID": f"mutant-{i}"},
+                             timeout=120)
+
+    outcomes = collections.Counter()
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        for i, resp in pool.map(send, range(len(CORPUS))):
+            name = CORPUS[i][0]
+            assert resp.status_code < 500, f"{name}: {resp.status_code} {resp.text[:300]}"
+            body = resp.json()
+            assert body["request_id"] == resp.headers["x-request-id"] == f"mutant-{i}", name
+            want = expected(CORPUS[i][1])
+            if resp.status_code == 200:
+                assert png_array(body["mask_data"]).shape == want, name
+                outcomes["200"] += 1
+            else:
+                assert body["success"] is False and body["error"]["code"] == want, f"{name}: {body}"
+                assert resp.status_code == ErrorCode(want).status and "Traceback" not in resp.text
+                outcomes[f"{resp.status_code} {want}"] += 1
+    print(dict(outcomes))
+    assert outcomes["200"] > 20 and len(outcomes) >= 3
+    # batches of the same files: each bad entry fails alone
+    batch = server.post("/api/unet/segment-batch", {"images": [{"image_data": b64(raw)} for _, raw in CORPUS[:4]]})
+    assert batch.status_code == 200
+    for (name, raw), result in zip(CORPUS[:4], batch.json()["results"]):
+        want = expected(raw)
+        assert (png_array(result["mask_data"]).shape == want if result["success"]
+                else result["error"]["code"] == want), name
+    health = server.get("/api/unet/health")
+    assert health.status_code == 200 and health.json()["service_healthy"]
+    assert "Traceback" not in server.log.read_text()
+
+
+def _png(width: int, height: int) -> str:
+    buf = io.BytesIO()
+    Image.new("L", (width, height)).save(buf, format="PNG")
+    return b64(buf.getvalue())
+
+
+def test_a_batch_over_its_pixel_budget_is_refused_from_the_headers(server):
+    limit = int(server.env["UNET_LIMITS_MAX_BATCH_PIXELS"])
+    side = int((limit // 3) ** 0.5) + 1  # three of these pass the budget; each is under the image limit
+    body = assert_error(server.post("/api/unet/segment-batch", {"images": [{"image_data": _png(side, side)}] * 3}),
+                        413, "BATCH_PIXELS_TOO_LARGE")
+    assert str(limit) in body["error"]["message"]
+    ok = server.post("/api/unet/segment-batch", {"images": [{"image_data": _png(side, side)}, {"image_data": "eA=="}]})
+    assert ok.status_code == 200 and [r["success"] for r in ok.json()["results"]] == [True, False]
+
+
+@pytest.mark.parametrize("path, body", [
+    ("/segment", {"image_data": "aGk=", "threshold": "0.5"}),
+    ("/segment", {"image_data": "aGk=", "return_confidence": 1}),
+    ("/segment", {"image_data": 12}),
+    ("/segment-batch", {"images": [{"image_data": "aGk="}], "threshold": "1"}),
+    ("/segment-batch", {"images": [{"image_data": "aGk="}], "return_contours": "false"}),
+    ("/initialize", {"force_reload": "true"}),
+    ("/initialize", {"warm_up": 0}),
+])
+def test_a_string_or_number_where_another_type_belongs_is_422(server, path, body):
+    body = assert_error(server.post("/api/unet" + path, body), 422, "INVALID_REQUEST")
+    assert body["error"]["details"]
+
+
+def test_integer_threshold_is_a_number(server):
+    photo = _png(64, 48)
+    for t in (0, 1):
+        resp = server.post("/api/unet/segment", {"image_data": photo, "threshold": t})
+        assert resp.status_code == 200 and png_array(resp.json()["mask_data"]).shape == (48, 64)
+    assert (png_array(server.post("/api/unet/segment", {"image_data": photo, "threshold": 0}).json()["mask_data"])
+            == 255).all()
+
+
+# ---- schemathesis against the service's own OpenAPI ------------------------------------------
+# Checks: no 5xx ever (strict); a success body matches the schema the spec declares for it; an error
+# body is in the service's error shape with the request id. Relaxed (the spec does not tell the truth
+# yet, issue 13): error bodies are not validated against the spec's 400/404/500 schemas (BentoML's
+# `{"error": str}`, not ours), and status codes the spec leaves out (413, 415, 422, 503) are allowed.
+
+EXAMPLES = {"POST /api/unet/initialize": 8}  # each may reload the model: a few are enough
+DEFAULT_EXAMPLES = 60
+
+
+def _successes_match_their_schema(ctx, response, case):
+    from schemathesis.specs.openapi.checks import response_schema_conformance
+
+    return response_schema_conformance(ctx, response, case) if response.status_code < 400 else None
+
+
+def _errors_in_the_error_shape(ctx, response, case):
+    if response.status_code >= 400 and case.operation.path.startswith("/api/"):
+        body = response.json()
+        assert body["success"] is False and body["error"]["code"] and body["error"]["message"], body
+        assert body["request_id"] == response.headers["x-request-id"][0], body
+    return None
+
+
+def test_openapi_fuzzing_finds_no_5xx_and_no_body_unlike_its_schema(server):
+    import schemathesis
+    from hypothesis import HealthCheck, given, settings
+    from schemathesis.checks import not_a_server_error
+
+    checks = [not_a_server_error, _successes_match_their_schema, _errors_in_the_error_shape]
+    schema = schemathesis.openapi.from_url(server.url + "/docs.json")
+    photo = b64(CORPUS_SEED_PHOTO)
+    good_bodies = {"/api/unet/segment": {"image_data": photo, "return_confidence": True, "return_contours": True,
+                                         "return_visualizations": True},
+                   "/api/unet/segment-batch": {"images": [{"image_data": photo}, {"image_data": "eA=="}],
+                                               "return_contours": True}}
+    failures, statuses = [], collections.defaultdict(set)
+    for result in schema.get_all_operations():
+        op = result.ok()
+
+        @given(case=op.as_strategy())
+        @settings(max_examples=EXAMPLES.get(op.label, DEFAULT_EXAMPLES), deadline=None, database=None,
+                  derandomize=True, suppress_health_check=list(HealthCheck))
+        def fuzz(case):
+            statuses[op.label].add(case.call_and_validate(checks=checks, timeout=120).status_code)
+
+        try:
+            fuzz()
+            if op.path in good_bodies:  # a success, so that its schema is checked too
+                case = op.Case(body=good_bodies[op.path], media_type="application/json")
+                statuses[op.label].add(case.call_and_validate(checks=checks, timeout=120).status_code)
+        except Exception as e:  # keep going: report every operation that fails
+            failures.append(f"{op.label}: {str(e)[:2000]}")
+    print({label: sorted(s) for label, s in statuses.items()})
+    assert not failures, "\n\n".join(failures)
+    assert {200, 422} <= statuses["POST /api/unet/segment"] and 200 in statuses["POST /api/unet/segment-batch"]
+    assert server.get("/api/unet/health").json()["service_healthy"]
+
+
+# ---- what already held and must keep holding ---------------------------------------------------
+
+def test_a_chunked_body_over_the_limit_gets_413(server):
+    def chunks():
+        yield b'{"image_data": "'
+        for _ in range(int(server.env["UNET_LIMITS_MAX_BODY_MB"]) * 16 + 1):
+            yield b"A" * 65536
+        yield b'"}'
+
+    resp = httpx.post(server.url + "/api/unet/segment", content=chunks(), timeout=120,
+                      headers={"content-type": "application/json"})
+    assert "content-length" not in {k.lower() for k in resp.request.headers}  # really chunked
+    assert_error(resp, 413, "BODY_TOO_LARGE")
+
+
+@pytest.mark.parametrize("given", ["a b", "x" * 200, "<script>", "id\u00e9"])
+def test_a_request_id_that_is_not_sane_is_replaced(server, given):
+    resp = httpx.post(server.url + "/api/unet/segment", json={"image_data": "!!"},
+                      headers={"X-Request-ID": given.encode("utf-8")}, timeout=60)
+    rid = resp.json()["request_id"]
+    assert resp.status_code == 400 and rid != given and rid == resp.headers["x-request-id"] and len(rid) == 36
