@@ -95,6 +95,8 @@ async def model_info(request: Request) -> JSONResponse:
         output_shape=[1, m.architecture.output_channels, h, w],
         device=status.device,
         precision=status.precision,
+        precision_reason=status.precision_reason,
+        int8_gate=m.int8_gate,
         backend=status.backend,
         test_time_flip=status.test_time_flip,
         architecture_details={"model_type": "AttentionUNet", "base_channels": m.architecture.base_channels,
