@@ -57,7 +57,7 @@ def _why_not_int8(int8_flags: list[str], backend: str, gate: Int8Gate | None) ->
     if backend == "torch" or not openvino_available():
         return "int8 needs the OpenVINO backend"
     if gate is None:
-        return "the model has no gated int8 IR (import it with nncf installed)"
+        return "the model has no gated int8 IR (imported without nncf, or before the int8 gate existed)"
     if not gate.passed:
         return f"the model failed the int8 gate ({gate.summary()})"
     return None

@@ -46,7 +46,7 @@ class Int8Gate(BaseModel):
     max_mean_abs_prob_diff: float = GATE_MAX_PROB_DIFF
     threshold: float = GATE_THRESHOLD
     inputs: int  # calibration photos x 4 (each photo and its three flips)
-    calibration_images: str
+    calibration_images: str  # the calibration folder's name
 
     def summary(self) -> str:
         """e.g. ``IoU 0.981 >= 0.97, mean |dp| 0.0016 <= 0.01``."""
@@ -94,7 +94,7 @@ def export_gated_int8(model: AttentionUNet, prep: Preprocessing, photo_dir: Path
     fp32_model = convert_to_openvino(model, prep.image_size)
     reference = probabilities(fp32_model, inputs)  # before quantizing: NNCF may change the model it is given
     quantized = _quantize(fp32_model, inputs)
-    result = gate(reference, probabilities(quantized, inputs), str(photo_dir))
+    result = gate(reference, probabilities(quantized, inputs), photo_dir.name)  # the name only: no paths in /model-info
     _save(quantized, out_dir / (INT8_XML if result.passed else INT8_FAILED_XML))
     return result
 
