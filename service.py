@@ -19,10 +19,10 @@ import numpy as np
 from pydantic import BaseModel
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import Response
 from starlette.routing import Route
 
-from nailseg import pipeline, reqlog, shutdown
+from nailseg import jsonbody, pipeline, reqlog, shutdown
 from nailseg.config import get_settings
 from nailseg.errors import ApiError, ErrorCode
 from nailseg.middleware import RequestGuard
@@ -45,9 +45,9 @@ reqlog.install()
 log = logging.getLogger("unet.api")
 
 
-def json_response(body: BaseModel, status: int = 200) -> JSONResponse:
+def json_response(body: BaseModel, status: int = 200) -> Response:
     """Fields that do not apply (None) are left out: absent, not null."""
-    return JSONResponse(body.model_dump(mode="json", exclude_none=True), status_code=status)
+    return Response(jsonbody.dump(body), status_code=status, media_type="application/json")
 
 
 def _ms(started: float) -> float:
@@ -56,7 +56,7 @@ def _ms(started: float) -> float:
 
 # ---- GET endpoints (a mounted app: BentoML APIs are POST only) ------------------------------
 
-async def health(request: Request) -> JSONResponse:
+async def health(request: Request) -> Response:
     svc: UNetAPI = bentoml.get_current_service()
     started = time.perf_counter()
     try:
@@ -86,7 +86,7 @@ async def health(request: Request) -> JSONResponse:
     return json_response(body, 200 if healthy else 503)
 
 
-async def model_info(request: Request) -> JSONResponse:
+async def model_info(request: Request) -> Response:
     svc: UNetAPI = bentoml.get_current_service()
     started = time.perf_counter()
     status = await svc.runner_status()
@@ -102,6 +102,8 @@ async def model_info(request: Request) -> JSONResponse:
         output_shape=[1, m.architecture.output_channels, h, w],
         device=status.device,
         precision=status.precision,
+        precision_reason=status.precision_reason,
+        int8_gate=m.int8_gate,
         backend=status.backend,
         test_time_flip=status.test_time_flip,
         architecture_details={"model_type": "AttentionUNet", "base_channels": m.architecture.base_channels,
@@ -120,7 +122,7 @@ async def model_info(request: Request) -> JSONResponse:
     return json_response(body)
 
 
-async def _api_error_handler(request: Request, exc: ApiError) -> JSONResponse:
+async def _api_error_handler(request: Request, exc: ApiError) -> Response:
     svc: UNetAPI = bentoml.get_current_service()
     body = ErrorResponse(error=ErrorDetail(code=exc.code.value, message=exc.message), model_info=svc.brief,
                          request_id=request.headers.get("x-request-id", ""))
@@ -239,7 +241,7 @@ class UNetAPI:
         return ErrorResponse(error=ErrorDetail(code=e.code.value, message=e.message), index=index,
                              request_id=request_id, processing_time_ms=_ms(started), model_info=self.brief)
 
-    def _respond(self, ctx: bentoml.Context, body, status: int = 200) -> JSONResponse:
+    def _respond(self, ctx: bentoml.Context, body, status: int = 200) -> Response:
         ctx.response.status_code = status
         return json_response(body, status)
 

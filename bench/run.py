@@ -2,11 +2,14 @@
 
     python -m bench.run [--checkpoint FILE] [--seconds 20] [--out bench/results]
 
-a. ceiling: the runner's engine in-process, images/s at batch sizes 1..batch_size;
-b. the service over HTTP (`bentoml serve`, /api/unet/segment, JSON base64), closed loop, concurrency 1/8/32;
+a. ceiling: the runner's engine in-process (precision auto), images/s at batch sizes 1..batch_size;
+b. the service over HTTP (`bentoml serve`, /api/unet/segment, JSON base64), closed loop, concurrency
+   1/8/32, once per precision: auto (int8 where the CPU has VNNI/AMX and the model passed its int8 gate),
+   then fp32, bf16 (only where the CPU has AVX512-BF16/AMX) and forced int8, each that auto did not pick;
 c. the naive peer (bench/naive_server.py) under the same load;
-d. per-request pipeline costs in microseconds.
-Same checkpoint, same photos (real, mixed sizes), loopback only, bounded in time.
+d. per-request pipeline costs in microseconds, and the API's own CPU per image in-process on the JSON and
+   the binary path (bench/api_cost.py) beside what each server process spent per request under load.
+Same checkpoint, same photos (real, mixed sizes), loopback only, bounded in time (~10 minutes on 2 cores).
 """
 
 from __future__ import annotations
@@ -29,11 +32,12 @@ import numpy as np
 import psutil
 import torch
 
+from bench.api_cost import api_costs, model_probabilities
 from bench.load import LoadResult, closed_loop
 from nailseg import postprocess
 from nailseg.config import load_settings
 from nailseg.backends import openvino_available
-from nailseg.hardware import cpu_has_fast_bf16, cpu_model
+from nailseg.hardware import cpu_bf16_flags, cpu_has_fast_bf16, cpu_int8_flags, cpu_model
 from nailseg.imaging import b64_png, decode_base64, decode_image, decode_reduced
 from nailseg.preprocess import resize_to_model
 from nailseg.quantize import nncf_available
@@ -185,21 +189,50 @@ def run_load(name: str, url: str, bodies: list[bytes], levels: list[int], second
     return results
 
 
-def bench_service(checkpoint: Path, bodies, levels, seconds, log_dir: Path) -> list[LoadResult]:
+def import_model(checkpoint: Path) -> dict[str, str]:
+    """A fresh model store with ``checkpoint`` imported (int8 gate included); the environment to serve it."""
     home = Path(tempfile.mkdtemp(prefix="bench_bentoml_"))
     env = {**os.environ, "BENTOML_HOME": str(home), "BENTOML_DO_NOT_TRACK": "True"}
-    subprocess.run([sys.executable, "-m", "models_import", "--checkpoint", str(checkpoint)], cwd=ROOT, env=env,
-                   check=True, capture_output=True)
+    out = subprocess.run([sys.executable, "-m", "models_import", "--checkpoint", str(checkpoint)], cwd=ROOT, env=env,
+                         check=True, capture_output=True, text=True).stdout
+    print("  " + out.strip().replace("\n", "\n  "), flush=True)
+    return env
+
+
+def bench_service(env: dict[str, str], precision: str, bodies, levels, seconds,
+                  log_dir: Path) -> tuple[dict, list[LoadResult]]:
+    """The service at this ``inference.precision``: what /model-info says it serves and why, and the load results."""
     port = free_port()
-    with (log_dir / "service.log").open("w") as log:
+    env = {**env, "UNET_INFERENCE_PRECISION": precision}
+    with (log_dir / f"service-{precision}.log").open("w") as log:
         proc = subprocess.Popen([str(Path(sys.executable).parent / "bentoml"), "serve", ".", "--port", str(port),
                                  "--host", "127.0.0.1"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True)
     try:
         wait_until(lambda: httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=5).status_code == 200, proc)
-        return run_load("service", f"http://127.0.0.1:{port}/api/unet/segment", bodies, levels, seconds, proc)
+        info = httpx.get(f"http://127.0.0.1:{port}/api/unet/model-info", timeout=30).json()
+        served = {k: info.get(k) for k in ("precision", "precision_reason", "backend", "int8_gate")}
+        print(f"  service, precision {precision}: serves {served['precision']} ({served['precision_reason']})", flush=True)
+        return served, run_load(f"svc {served['precision']}", f"http://127.0.0.1:{port}/api/unet/segment", bodies,
+                                levels, seconds, proc)
     finally:
         stop(proc)
+
+
+def other_precisions(auto: str) -> list[str]:
+    """The forced precisions to serve beside ``auto`` (skipping the one it picked), with a line for each skipped."""
+    wanted = ["fp32"]
+    if cpu_bf16_flags():
+        wanted.append("bf16")
+    else:
+        print("  bf16: skipped, the CPU has no AVX512-BF16/AMX (OpenVINO would emulate it, slower than fp32)")
+    if nncf_available() and openvino_available():
+        wanted.append("int8")
+        if not cpu_int8_flags():
+            print("  int8: served forced; the CPU has no VNNI/AMX-INT8, so auto does not pick it here")
+    else:
+        print("  int8: skipped, needs openvino and nncf")
+    return [p for p in wanted if p != auto]
 
 
 def bench_naive(checkpoint: Path, bodies, levels, seconds, log_dir: Path) -> list[LoadResult]:
@@ -241,6 +274,21 @@ def chart(report: dict, path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
+def print_precisions(by_precision: dict[str, dict], naive_top: LoadResult) -> None:
+    """One row per precision setting: what it served and why, throughput, latency, CPU per request by process."""
+    print("\n| precision setting | served (why) | img/s at c = " + " / ".join(
+        str(r.concurrency) for r in by_precision["auto"]["load"][:-1]) + " | p50 ms c=1 | errors | "
+        "CPU ms/request at top c: API / runner | service / naive at top c |")
+    print("|---|---|---|---|---|---|---|")
+    for setting, v in by_precision.items():
+        rows, top = v["load"][:-1], v["load"][-2]
+        cpu = top.server_cpu_ms_per_request
+        print(f"| {setting} | {v['precision']} ({v['precision_reason']}) | "
+              + " / ".join(f"{r.images_per_s:.1f}" for r in rows) + f" | {rows[0].p50_ms:.0f} | "
+              f"{sum(r.errors for r in v['load'])} | {cpu.get('unet_api', 0):.1f} / {cpu.get('unet_runner', 0):.1f} | "
+              f"{top.images_per_s / max(naive_top.images_per_s, 1e-9):.1f}x |")
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--checkpoint", type=Path, default=ROOT / "models/unet/checkpoints/best_model.pth")
@@ -259,15 +307,25 @@ def main(argv: list[str] | None = None) -> None:
     flip = engine.test_time_flip
     print(f"engine: {device} {backend} {engine.mode}, input {engine.prep.image_size}, batch {engine.batch_size}")
 
+    print("CPU flags: " + (", ".join(cpu_int8_flags() + cpu_bf16_flags()) or "no VNNI/AMX/AVX512-BF16")
+          + f"; engine precision {precision}: {engine.precision_reason}")
     costs = pipeline_costs(engine, photos[2])
     print("pipeline costs (us):", {k: (round(v) if isinstance(v, float) else v) for k, v in costs.items()})
+    api_cpu = api_costs(photos, engine.prep, model_probabilities(engine, photos))
+    print("API CPU per image in-process (us, model excluded): " + ", ".join(f"{k} {v:,.0f}" for k, v in api_cpu.items()))
     ceil = ceiling(engine, photos, seconds=min(args.seconds / 2, 10))
     print("ceiling:", ", ".join(f"batch {r['batch']}: {r['images_per_s']:.1f} img/s" for r in ceil))
     del engine
     print("CPU paths:")
     paths = backend_comparison(args.checkpoint, photos, settings, seconds=min(args.seconds / 4, 5))
 
-    service = bench_service(args.checkpoint, bodies, args.levels, args.seconds, args.out)
+    print("service:")
+    env = import_model(args.checkpoint)
+    served, service = bench_service(env, "auto", bodies, args.levels, args.seconds, args.out)
+    by_precision = {"auto": {**served, "load": service}}
+    for forced in other_precisions(served["precision"]):
+        forced_served, rows = bench_service(env, forced, bodies, args.levels, args.seconds, args.out)
+        by_precision[forced] = {**forced_served, "load": rows}
     naive = bench_naive(args.checkpoint, bodies, args.levels, args.seconds, args.out)
 
     best_row = max(ceil, key=lambda r: r["images_per_s"])
@@ -278,8 +336,10 @@ def main(argv: list[str] | None = None) -> None:
         "model": args.checkpoint.name, "machine": f"{cpu_model()}, {os.cpu_count()} cores, "
         f"{'AVX512-BF16/AMX' if cpu_has_fast_bf16() else 'no fast bf16'}, torch {torch.__version__}",
         "levels": args.levels, "photos": args.photos, "seconds_per_level": args.seconds,
+        "cpu_flags": {"int8": cpu_int8_flags(), "bf16": cpu_bf16_flags()},
         "engine": {"device": str(device), "backend": backend, "precision": precision, "test_time_flip": flip},
-        "pipeline_costs_us": costs, "cpu_paths": paths, "ceiling": ceil, "ceiling_best": best,
+        "pipeline_costs_us": costs, "api_cpu_in_process_us": api_cpu,
+        "service_by_precision": {k: {**v, "load": [r.model_dump() for r in v["load"]]} for k, v in by_precision.items()}, "cpu_paths": paths, "ceiling": ceil, "ceiling_best": best,
         "service": [r.model_dump() for r in service], "naive": [r.model_dump() for r in naive],
         "after_burst_c1": {"service": service_after.model_dump(), "naive": naive_after.model_dump()},
         "ratios": {
@@ -307,6 +367,7 @@ def main(argv: list[str] | None = None) -> None:
           f" = {sum(spent.values()):.1f}, so {os.cpu_count()} busy cores allow at most "
           f"{report['cpu_per_image_ms']['service_bound_images_per_s']:.1f} img/s")
     print(f"ceiling (best batch): {best:.1f} img/s")
+    print_precisions(by_precision, top_n)
     for k, v in report["ratios"].items():
         print(f"{k}: {v:.2f}")
     (args.out / "benchmark.json").write_text(json.dumps(report, indent=2))

@@ -15,7 +15,8 @@ from pathlib import Path
 
 from nailseg.checkpoint import CheckpointError, find_checkpoint, read_checkpoint
 from nailseg.config import ConfigError, load_settings
-from nailseg.store import import_checkpoint
+from nailseg.quantize import Int8Gate
+from nailseg.store import StoredModelInfo, import_checkpoint
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,7 +27,8 @@ def main(argv: list[str] | None = None) -> int:
     source.add_argument("--checkpoint-dir", type=Path, help="directory to pick a checkpoint from")
     parser.add_argument("--config", type=Path, help="config file (default: config.yaml or $UNET_CONFIG)")
     parser.add_argument("--calibration-images", type=Path,
-                        help="nail photos to calibrate the int8 model with (default: the project's examples/)")
+                        help="nail photos to calibrate and check the int8 model with (default: the project's "
+                             "examples/; use photos like the ones your service will see)")
     args = parser.parse_args(argv)
     try:
         settings = load_settings(args.config)
@@ -41,7 +43,19 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{verb} {stored.tag}: {path} ({info['model_variant']}, {info['parameters']:,} parameters, "
           f"architecture from {info['architecture_source']}, input {info['preprocessing']['image_size']}, "
           f"preprocessing from {info['preprocessing_source']})")
+    print(int8_line(StoredModelInfo.model_validate(info).int8_gate))
     return 0
+
+
+def int8_line(gate: Int8Gate | None) -> str:
+    """One line on the int8 model: kept (auto serves it on CPUs with VNNI/AMX) or not, and the figures."""
+    if gate is None:
+        return "int8: none (needs openvino and nncf)"
+    if gate.passed:
+        return (f"int8: gate passed ({gate.summary()} on {gate.inputs} calibration inputs); "
+                "precision auto serves it on CPUs with AVX512-VNNI, AVX-VNNI or AMX-INT8")
+    return (f"int8: gate FAILED ({gate.summary()} on {gate.inputs} calibration inputs): no int8 model kept for "
+            "precision auto; precision int8 forced still serves it, with a warning")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """Execution backends: how a normalised float batch becomes logits.
 
 - ``torch``: PyTorch eager, channels_last, with bf16/fp16 autocast where it pays. Every device.
-- ``openvino``: OpenVINO on CPU (bf16 on CPUs with AVX512-BF16/AMX; int8 on request, see quantize.py).
+- ``openvino``: OpenVINO on CPU (bf16 on CPUs with AVX512-BF16/AMX; int8 on CPUs with VNNI/AMX for a model
+  that passed its int8 gate, or on request: see precision.py and quantize.py).
   On the 2-core AVX512-BF16 machine this project is developed on it ran the model about 2x faster
   than PyTorch bf16 and about 3x faster than PyTorch fp32 (bench/run.py prints the comparison). The
   IR is exported once, at import time, into the model store entry; start-up only compiles it.
@@ -27,7 +28,8 @@ log = logging.getLogger(__name__)
 
 OPENVINO_DIR = "openvino"  # inside a model store entry
 IR_XML = "model.xml"  # the model as exported, in OPENVINO_DIR
-INT8_XML = "model_int8.xml"  # next to it, written by quantize.export_int8
+INT8_XML = "model_int8.xml"  # next to it: the int8 model that passed its import gate (quantize.py)
+INT8_FAILED_XML = "model_int8_failed.xml"  # or the one that failed it: served only when int8 is forced
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
@@ -44,16 +46,6 @@ def resolve_backend(requested: str, device: torch.device, precision: str = "auto
     if requested != "auto":
         return requested
     return "openvino" if device.type == "cpu" and openvino_available() else "torch"
-
-
-def resolve_precision(requested: str, device: torch.device) -> str:
-    if requested != "auto":
-        if requested == "fp16" and device.type == "cpu":
-            raise ValueError("precision fp16 is for CUDA; use bf16, int8 or fp32 on CPU")
-        return requested
-    if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    return "bf16" if cpu_has_fast_bf16() else "fp32"
 
 
 class Session(Protocol):
@@ -109,6 +101,12 @@ def export_openvino(model: AttentionUNet, image_size: tuple[int, int], out_dir: 
     return out_dir / IR_XML
 
 
+def _ir_file(ir_dir: Path | None, precision: str) -> Path | None:
+    """The IR for this precision in ``ir_dir``: int8 (the gated one, else the one that failed the gate), or fp32."""
+    names = (INT8_XML, INT8_FAILED_XML) if precision == "int8" else (IR_XML,)
+    return next((ir_dir / n for n in names if ir_dir is not None and (ir_dir / n).exists()), None)
+
+
 class OpenVinoBackend:
     name = "openvino"
     channels_last = False  # OpenVINO takes a plain NCHW array
@@ -117,8 +115,8 @@ class OpenVinoBackend:
         import openvino as ov
 
         self.precision = precision
-        xml = ir_dir / (INT8_XML if precision == "int8" else IR_XML) if ir_dir is not None else None
-        if xml is not None and xml.exists():
+        xml = _ir_file(ir_dir, precision)
+        if xml is not None:
             source = str(xml)
         elif precision == "int8":
             raise ValueError("precision int8 needs the int8 model that `python -m models_import` writes "

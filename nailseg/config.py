@@ -47,7 +47,7 @@ class InferenceSettings(_Section):
     enable_batch_processing: bool = True
     max_latency_ms: int = Field(5000, ge=1, description="adaptive batching: longest a request may wait")
     max_batch_wait_ms: float = Field(0, ge=0, description="longest the batcher may hold a request to fill a batch")
-    precision: Literal["auto", "fp32", "bf16", "fp16", "int8"] = "auto"  # int8: OpenVINO on CPU, opt-in
+    precision: Literal["auto", "fp32", "bf16", "fp16", "int8"] = "auto"  # auto: see nailseg/precision.py
     backend: Literal["auto", "torch", "openvino"] = "auto"
     test_time_flip: bool = Field(False, description="also segment the mirror image and average: better masks, "
                                  "twice the model time")

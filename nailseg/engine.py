@@ -21,13 +21,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from nailseg.backends import (
-    OpenVinoBackend, Session, TorchBackend, resolve_backend, resolve_precision,
-)
+from nailseg.backends import OpenVinoBackend, Session, TorchBackend, resolve_backend
 from nailseg.config import Settings
 from nailseg.hardware import resolve_device
 from nailseg.model import AttentionUNet
+from nailseg.precision import resolve_precision
 from nailseg.preprocess import Preprocessing, normalize_into, resize_to_model
+from nailseg.quantize import Int8Gate
 
 log = logging.getLogger(__name__)
 
@@ -44,13 +44,14 @@ class _Slot:
 class InferenceEngine:
     def __init__(self, backend: TorchBackend | OpenVinoBackend, prep: Preprocessing, device: torch.device, *,
                  batch_size: int, slots: int = 1, max_pool_bytes: float = 4 * 2**30, device_pools: bool = True,
-                 test_time_flip: bool = False):
+                 test_time_flip: bool = False, precision_reason: str | None = None):
         self.backend = backend
         self.test_time_flip = test_time_flip
         self.device = device
         self.prep = prep
         self.batch_size = batch_size
         self.precision = backend.precision
+        self.precision_reason = precision_reason or f"{backend.precision}: chosen by the caller"
         h, w = prep.image_size
         per_slot = batch_size * h * w * (3 + 3 * 4 + 4)
         fit = int(max_pool_bytes // per_slot)
@@ -83,21 +84,22 @@ class InferenceEngine:
 
     @classmethod
     def from_settings(cls, model: AttentionUNet, prep: Preprocessing, settings: Settings,
-                      openvino_dir: Path | None = None) -> InferenceEngine:
+                      openvino_dir: Path | None = None, int8_gate: Int8Gate | None = None) -> InferenceEngine:
         """An engine on the configured device, backend and precision, with the configured buffers.
 
-        ``openvino_dir`` holds the IR exported at import time (else it is exported now).
+        ``openvino_dir`` holds the IRs exported at import time (else the fp32 one is exported now);
+        ``int8_gate`` is the import's int8 gate result, which ``precision: auto`` needs to pick int8.
         """
         s = settings
         device = resolve_device(s.model.device, s.model.fallback_to_cpu)
-        precision = resolve_precision(s.inference.precision, device)
-        if resolve_backend(s.inference.backend, device, precision) == "openvino":
-            backend = OpenVinoBackend(model, prep.image_size, precision, openvino_dir)
+        choice = resolve_precision(s.inference.precision, device, backend=s.inference.backend, int8_gate=int8_gate)
+        if resolve_backend(s.inference.backend, device, choice.precision) == "openvino":
+            backend = OpenVinoBackend(model, prep.image_size, choice.precision, openvino_dir)
         else:
-            backend = TorchBackend(model, device, precision)
+            backend = TorchBackend(model, device, choice.precision)
         return cls(backend, prep, device, batch_size=s.inference.batch_size, slots=s.memory.pool_size_multiplier,
                    max_pool_bytes=s.memory.max_pool_size_gb * 2**30, device_pools=s.memory.enable_gpu_pools,
-                   test_time_flip=s.inference.test_time_flip)
+                   test_time_flip=s.inference.test_time_flip, precision_reason=choice.reason)
 
     @property
     def mode(self) -> str:

@@ -1,4 +1,4 @@
-"""What this machine can do: device choice and the CPU's bf16 support."""
+"""What this machine can do: device choice and the CPU's bf16 and int8 matrix instructions."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import torch
 log = logging.getLogger(__name__)
 
 BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")
+INT8_CPU_FLAGS = ("amx_int8", "avx512_vnni", "avx_vnni")  # int8 dot products: what makes int8 pay on a CPU
 
 
 @functools.cache
@@ -29,10 +30,25 @@ def cpu_model() -> str:
     return _cpuinfo("model name") or "unknown CPU"
 
 
+def cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags (/proc/cpuinfo); tests replace this to play other CPUs."""
+    return frozenset(_cpuinfo("flags").split())
+
+
+def cpu_bf16_flags() -> list[str]:
+    """Which native bf16 matrix instructions (AMX, AVX512-BF16) the CPU has."""
+    flags = cpu_flags()
+    return [f for f in BF16_CPU_FLAGS if f in flags]
+
+
+def cpu_int8_flags() -> list[str]:
+    """Which int8 dot-product instructions (AMX-INT8, AVX512-VNNI, AVX-VNNI) the CPU has."""
+    flags = cpu_flags()
+    return [f for f in INT8_CPU_FLAGS if f in flags]
+
+
 def cpu_has_fast_bf16() -> bool:
-    """True where the CPU has native bf16 matrix instructions (AMX or AVX512-BF16)."""
-    flags = set(_cpuinfo("flags").split())
-    return any(flag in flags for flag in BF16_CPU_FLAGS)
+    return bool(cpu_bf16_flags())
 
 
 def resolve_device(requested: str, fallback_to_cpu: bool) -> torch.device:

@@ -7,7 +7,6 @@ declares (EXIF orientation applied), or 1/2, 1/4, 1/8 of it for a JPEG decoded i
 
 from __future__ import annotations
 
-import base64
 import binascii
 import io
 import re
@@ -17,6 +16,7 @@ import zlib
 
 import cv2
 import numpy as np
+import pybase64
 from PIL import Image, UnidentifiedImageError
 
 from nailseg.errors import ApiError, ErrorCode
@@ -43,11 +43,11 @@ Image.MAX_IMAGE_PIXELS = None  # we check the pixel count ourselves, with our ow
 def decode_base64(data: str) -> bytes:
     data = _DATA_URL.sub("", data.strip(), count=1)
     try:
-        raw = base64.b64decode(data, validate=True)
+        raw = pybase64.b64decode(data, validate=True)  # SIMD: ~35x less CPU than the stdlib's
     except (binascii.Error, ValueError):
         # tolerate line breaks (MIME-style base64), nothing else
         try:
-            raw = base64.b64decode("".join(data.split()), validate=True)
+            raw = pybase64.b64decode("".join(data.split()), validate=True)
         except (binascii.Error, ValueError):
             raise ApiError(ErrorCode.INVALID_BASE64, "image_data is not valid base64") from None
     if not raw:
@@ -199,4 +199,4 @@ def encode_png(array: np.ndarray) -> bytes:
 
 
 def b64_png(array: np.ndarray) -> str:
-    return base64.b64encode(encode_png(array)).decode("ascii")
+    return pybase64.b64encode_as_string(encode_png(array))

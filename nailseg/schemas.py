@@ -6,6 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
+from nailseg.quantize import Int8Gate
 from nailseg.store import StoredModelInfo
 
 SUPPORTED_FORMATS = ["JPEG", "PNG", "BMP"]
@@ -127,6 +128,7 @@ class RunnerStatus(BaseModel):
     model: StoredModelInfo | None = None
     device: str
     precision: str | None = None
+    precision_reason: str | None = None
     backend: str | None = None
     test_time_flip: bool | None = None
     gpu_available: bool
@@ -163,6 +165,8 @@ class ModelInfoResponse(_Response):
     output_shape: list[int]
     device: str
     precision: str | None
+    precision_reason: str | None = None  # why this precision, e.g. "auto: CPU has avx512_vnni and the int8 gate passed"
+    int8_gate: Int8Gate | None = None  # the int8 model's agreement with fp32 at import, where it has one
     backend: str | None
     test_time_flip: bool | None  # inference.test_time_flip: the mirror image segmented too and averaged
     architecture_details: dict[str, Any]

@@ -6,6 +6,8 @@ person needs to know about the model is in the store entry's metadata.
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,6 +40,7 @@ class StoredModelInfo(BaseModel):
     source_file: str
     source_sha256: str
     training: dict[str, Any] = {}
+    int8_gate: quantize.Int8Gate | None = None  # None: no int8 model (no nncf, or imported before the gate)
 
 
 def preprocessing_for(ckpt: Checkpoint, settings: Settings) -> tuple[Preprocessing, str]:
@@ -66,7 +69,9 @@ def import_checkpoint(ckpt: Checkpoint, settings: Settings,
     """Save ``ckpt`` as a new ``unet`` version; returns (model, created). Same file twice: no new version.
 
     Where OpenVINO is installed the entry also gets its IR, and with NNCF an int8 IR calibrated on the
-    photos in ``calibration`` (default: the project's examples/).
+    photos in ``calibration`` (default: the project's examples/) and checked against fp32 on them: the
+    gate's result goes into the metadata, a failed int8 IR is kept only under its own name
+    (quantize.export_gated_int8).
     """
     existing = find_imported(ckpt.sha256)
     if existing is not None:
@@ -77,6 +82,21 @@ def import_checkpoint(ckpt: Checkpoint, settings: Settings,
         out = model(torch.rand(1, ckpt.architecture.input_channels, *prep.image_size))
     if out.shape[-2:] != torch.Size(prep.image_size) or not (0 <= float(out.min()) <= float(out.max()) <= 1):
         raise CheckpointError(ckpt.path, f"test forward pass gave shape {tuple(out.shape)}, not probabilities")
+    with tempfile.TemporaryDirectory(prefix="nailseg-ir-") as ir_dir:
+        gate = _export_ir(model, prep, calibration or quantize.DEFAULT_CALIBRATION, Path(ir_dir))
+        return _save(ckpt, model, prep, prep_source, gate, Path(ir_dir)), True
+
+
+def _export_ir(model: AttentionUNet, prep: Preprocessing, calibration: Path, ir_dir: Path) -> quantize.Int8Gate | None:
+    """The OpenVINO IRs (fp32, and gated int8 with NNCF) into ``ir_dir``, so the runner only compiles at start-up."""
+    if not openvino_available():
+        return None
+    export_openvino(model, prep.image_size, ir_dir)
+    return quantize.export_gated_int8(model, prep, calibration, ir_dir) if quantize.nncf_available() else None
+
+
+def _save(ckpt: Checkpoint, model: AttentionUNet, prep: Preprocessing, prep_source: str,
+          gate: quantize.Int8Gate | None, ir_dir: Path) -> bentoml.Model:
     info = StoredModelInfo(
         architecture=ckpt.architecture,
         architecture_source=ckpt.architecture_source,
@@ -87,6 +107,7 @@ def import_checkpoint(ckpt: Checkpoint, settings: Settings,
         source_file=str(ckpt.path.resolve()),
         source_sha256=ckpt.sha256,
         training=_plain(ckpt.training),
+        int8_gate=gate,
     )
     labels = {
         "source_sha256": ckpt.sha256,
@@ -96,12 +117,9 @@ def import_checkpoint(ckpt: Checkpoint, settings: Settings,
     }
     with bentoml.models.create(MODEL_NAME, labels=labels, metadata=info.model_dump(mode="json")) as stored:
         save_file({k: v.contiguous() for k, v in model.state_dict().items()}, stored.path_of(WEIGHTS_FILE))
-        if openvino_available():  # export once here, so the runner only compiles at start-up
-            ir_dir = Path(stored.path_of(OPENVINO_DIR))
-            export_openvino(model, prep.image_size, ir_dir)
-            if quantize.nncf_available():
-                quantize.export_int8(model, prep, calibration or quantize.DEFAULT_CALIBRATION, ir_dir)
-    return stored, True
+        if any(ir_dir.iterdir()):
+            shutil.copytree(ir_dir, stored.path_of(OPENVINO_DIR))
+    return stored
 
 
 def _plain(value: Any) -> Any:

@@ -110,16 +110,17 @@ class UNetRunner:
             loaded = load_stored(tag)
             info, tag = loaded.info, loaded.tag
             s = self.settings
-            engine = InferenceEngine.from_settings(loaded.model, info.preprocessing, s, loaded.openvino_dir)
+            engine = InferenceEngine.from_settings(loaded.model, info.preprocessing, s, loaded.openvino_dir,
+                                                  info.int8_gate)
             if s.health.startup_validation and not engine.check(dummy_inference=True):
                 raise RuntimeError(f"model {tag} failed its start-up validation (non-probability output)")
             if warm_up:
                 engine.warm_up()
             self.engine, self.info, self.tag = engine, info, tag
         seconds = time.perf_counter() - started
-        log.info("loaded %s (%s, %s params) on %s, %s %s, %d buffer slots of %d images, in %.1fs",
+        log.info("loaded %s (%s, %s params) on %s, %s %s (%s), %d buffer slots of %d images, in %.1fs",
                  tag, info.model_variant, info.parameters, engine.device, engine.backend.name, engine.mode,
-                 engine.slot_count, engine.batch_size, seconds)
+                 engine.precision_reason, engine.slot_count, engine.batch_size, seconds)
         return seconds
 
     @bentoml.api(
@@ -162,6 +163,7 @@ class UNetRunner:
             model=self.info,
             device=str(engine.device) if engine else "none",
             precision=engine.precision if engine else None,
+            precision_reason=engine.precision_reason if engine else None,
             backend=engine.backend.name if engine else None,
             test_time_flip=engine.test_time_flip if engine else None,
             gpu_available=torch.cuda.is_available(),

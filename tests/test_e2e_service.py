@@ -19,6 +19,7 @@ from PIL import Image
 from conftest import BUNDLED_MIN_DICE, dice, example_photos, require_bundled
 from e2e_server import Server, run_import, serve_env, serving
 from nailseg.checkpoint import file_sha256
+from nailseg.hardware import cpu_bf16_flags, cpu_int8_flags
 from nailseg.quantize import nncf_available
 
 MAX_BODY_MB = 2
@@ -78,6 +79,19 @@ def test_model_info_describes_the_imported_checkpoint(server):
     assert body["supported_formats"] == ["JPEG", "PNG", "BMP"]
     assert body["model_parameters"] > 100_000
     assert body["test_time_flip"] is False  # config.yaml's default: one forward pass per photo
+
+
+@pytest.mark.skipif(not nncf_available(), reason="nncf not installed")
+def test_model_info_says_which_precision_is_served_and_why(server):
+    """The real import gates the bundled model's int8 IR (it passes); ``auto`` then follows this CPU's flags."""
+    body = server.get("/api/unet/model-info").json()
+    gate = body["int8_gate"]
+    assert gate["passed"] and gate["mask_iou"] >= gate["min_mask_iou"] == 0.97
+    assert gate["mean_abs_prob_diff"] <= gate["max_mean_abs_prob_diff"] == 0.01
+    expected = "int8" if cpu_int8_flags() else "bf16" if cpu_bf16_flags() else "fp32"
+    assert body["precision"] == expected and body["precision_reason"].startswith("auto: CPU has")
+    if expected == "fp32":  # e.g. this AVX2 development machine
+        assert "no int8 dot products" in body["precision_reason"]
 
 
 @pytest.mark.skipif(not nncf_available(), reason="nncf not installed")

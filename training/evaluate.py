@@ -22,7 +22,8 @@ from nailseg import pipeline
 from nailseg.checkpoint import CheckpointError, read_checkpoint
 from nailseg.config import Settings, load_settings
 from nailseg.engine import InferenceEngine
-from nailseg.quantize import DEFAULT_CALIBRATION, export_int8
+from nailseg.hardware import cpu_int8_flags
+from nailseg.quantize import DEFAULT_CALIBRATION, export_gated_int8, nncf_available
 from nailseg.store import preprocessing_for
 from training.data import read_mask, read_split
 
@@ -38,15 +39,17 @@ class Scores(BaseModel):
 
 
 def engine_for(checkpoint: Path, settings: Settings) -> InferenceEngine:
-    """The runner's engine for a checkpoint file; for precision int8 it quantizes as the import does."""
+    """The runner's engine for a checkpoint file; where int8 may be served (forced, or ``auto`` on a CPU with
+    int8 dot products) it quantizes and gates as the import does."""
     ckpt = read_checkpoint(checkpoint, fallback_variant=settings.model.model_variant)
     prep, _ = preprocessing_for(ckpt, settings)
     model = ckpt.build_model()
-    if settings.inference.precision != "int8":
+    precision = settings.inference.precision
+    if not (nncf_available() and (precision == "int8" or (precision == "auto" and cpu_int8_flags()))):
         return InferenceEngine.from_settings(model, prep, settings)
     with tempfile.TemporaryDirectory(prefix="nailseg-int8-") as ir_dir:  # compiled at once, then not read again
-        export_int8(model, prep, DEFAULT_CALIBRATION, Path(ir_dir))
-        return InferenceEngine.from_settings(model, prep, settings, Path(ir_dir))
+        gate = export_gated_int8(model, prep, DEFAULT_CALIBRATION, Path(ir_dir))
+        return InferenceEngine.from_settings(model, prep, settings, Path(ir_dir), gate)
 
 
 def predict_mask(engine: InferenceEngine, raw: bytes, threshold: float, max_pixels: int) -> np.ndarray:

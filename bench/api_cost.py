@@ -1,0 +1,81 @@
+"""The API's own CPU per image, in-process (CPU time, so it holds on a busy machine too):
+
+- JSON path (/segment): body JSON parse and validation, base64 decode, image decode, resize to the
+  model, probability resize, threshold, mask PNG encode, base64, response JSON;
+- binary path (multipart in, PNG out): image decode, resize, probability resize, threshold, PNG encode.
+
+The model is left out (its probabilities are computed once beforehand), and so are HTTP and the runner
+hop, which the benchmark's per-process CPU accounting covers.
+
+    python -m bench.api_cost [--photos 16]
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import time
+
+import numpy as np
+
+from nailseg import jsonbody, pipeline
+from nailseg.imaging import encode_png
+from nailseg.preprocess import Preprocessing
+from nailseg.schemas import ModelInfoBrief, SegmentRequest, SegmentResponse
+
+MAX_PIXELS = 10**8
+BRIEF = ModelInfoBrief(model_variant="custom", device="cpu")
+
+
+def json_path(body: bytes, prep: Preprocessing, prob: np.ndarray) -> bytes:
+    request = SegmentRequest.model_validate_json(body)
+    prepared = pipeline.prepare(request.image_data, prep, MAX_PIXELS)
+    fields = pipeline.finish(prepared, prob, request.threshold, request)
+    return jsonbody.dump(SegmentResponse(**fields, request_id="0" * 32, model_info=BRIEF, processing_time_ms=1.0))
+
+
+def binary_path(raw: bytes, prep: Preprocessing, prob: np.ndarray) -> bytes:
+    prepared = pipeline.prepare_bytes(raw, prep, MAX_PIXELS)
+    return encode_png(pipeline.mask_for(prepared, prob, 0.5)[1])
+
+
+def cpu_us_per_image(path, inputs: list, prep: Preprocessing, probs: list[np.ndarray], rounds: int) -> float:
+    for item, prob in zip(inputs, probs):  # warm: first calls pay one-off costs
+        path(item, prep, prob)
+    started = time.process_time()
+    for _ in range(rounds):
+        for item, prob in zip(inputs, probs):
+            path(item, prep, prob)
+    return 1e6 * (time.process_time() - started) / (rounds * len(inputs))
+
+
+def api_costs(photos: list[bytes], prep: Preprocessing, probs: list[np.ndarray], rounds: int = 10) -> dict[str, float]:
+    """Microseconds of CPU per image on each path (mean over the photos, ``rounds`` passes)."""
+    bodies = [json.dumps({"image_data": base64.b64encode(p).decode(), "threshold": 0.5}).encode() for p in photos]
+    return {"json_path_us": cpu_us_per_image(json_path, bodies, prep, probs, rounds),
+            "binary_path_us": cpu_us_per_image(binary_path, photos, prep, probs, rounds)}
+
+
+def model_probabilities(engine, photos: list[bytes]) -> list[np.ndarray]:
+    return [engine.infer(pipeline.prepare_bytes(p, engine.prep, MAX_PIXELS).model_input[None])[0] for p in photos]
+
+
+def main(argv: list[str] | None = None) -> None:
+    from bench.run import ROOT, load_photos
+    from nailseg.config import load_settings
+    from training.evaluate import engine_for
+
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--checkpoint", default=ROOT / "models/unet/checkpoints/best_model.pth")
+    p.add_argument("--photos", type=int, default=16)
+    p.add_argument("--rounds", type=int, default=10)
+    args = p.parse_args(argv)
+    photos = load_photos(args.photos)
+    engine = engine_for(args.checkpoint, load_settings())
+    costs = api_costs(photos, engine.prep, model_probabilities(engine, photos), args.rounds)
+    print(", ".join(f"{k} {v:,.0f}" for k, v in costs.items()))
+
+
+if __name__ == "__main__":
+    main()
