@@ -11,14 +11,17 @@ import logging
 import time
 from datetime import datetime, timezone
 from http import HTTPStatus
+from pathlib import Path
+from typing import Annotated
 
 import aiohttp
 import bentoml
 import numpy as np
-from pydantic import BaseModel
+from bentoml.validators import ContentType
+from pydantic import BaseModel, Field
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from nailseg import pipeline
@@ -28,8 +31,8 @@ from nailseg.middleware import RequestGuard
 from nailseg.pipeline import PreparedImage
 from nailseg.schemas import (
     SUPPORTED_FORMATS, ErrorDetail, ErrorResponse, HealthResponse, InitializeRequest, InitializeResponse,
-    ModelInfoBrief, ModelInfoResponse, RunnerStatus, SegmentBatchRequest, SegmentOptions, SegmentRequest,
-    SegmentBatchResponse, SegmentResponse,
+    BatchImage, MaskFormat, MaskRequest, ModelInfoBrief, ModelInfoResponse, RunnerStatus, SegmentBatchRequest,
+    SegmentOptions, SegmentRequest, SegmentBatchResponse, SegmentResponse,
 )
 from runners.unet_runner import UNetRunner
 
@@ -39,6 +42,18 @@ OVERLOAD_BACKOFF_S = 0.1
 settings = get_settings()
 logging.getLogger("unet").setLevel(settings.logging.level)
 log = logging.getLogger("unet.api")
+
+
+# The APIs' parameters carry the request models' own field descriptions and bounds (the OpenAPI spec
+# shows them; RequestGuard has already validated the body against those models).
+_option = SegmentOptions.model_fields.__getitem__
+Threshold = Annotated[float | None, _option("threshold")]
+ReturnConfidence = Annotated[bool, _option("return_confidence")]
+ReturnContours = Annotated[bool, _option("return_contours")]
+ReturnVisualizations = Annotated[bool, _option("return_visualizations")]
+MaskFormatOption = Annotated[MaskFormat, _option("mask_format")]
+ImageFile = Annotated[Path, Field(description="the photo: a JPEG, PNG or BMP file (multipart part `image`)")]
+PngImage = Annotated[Path, ContentType("image/png")]
 
 
 def json_response(body: BaseModel, status: int = 200) -> JSONResponse:
@@ -201,20 +216,32 @@ class UNetAPI:
         ctx.response.status_code = status
         return json_response(body, status)
 
+    def _threshold(self, options: SegmentOptions | MaskRequest) -> float:
+        return options.threshold if options.threshold is not None else self.settings.inference.threshold
+
     def _check_options(self, options: SegmentOptions) -> float:
         if options.return_confidence and not self.settings.inference.enable_confidence:
             raise ApiError(ErrorCode.FEATURE_DISABLED, "confidence scores are disabled (inference.enable_confidence)")
-        return options.threshold if options.threshold is not None else self.settings.inference.threshold
+        return self._threshold(options)
 
-    async def _prepare_many(self, images: list[str]) -> list[PreparedImage | ApiError]:
+    async def _prepare_many(self, images: list[str | Path]) -> list[PreparedImage | ApiError]:
+        """Decode and resize: base64 text (the JSON APIs) or an uploaded file (the multipart APIs)."""
         status = await self._model_status()
         prep, limit = status.model.preprocessing, self.settings.limits.max_image_pixels
+
+        def one(data: str | Path) -> PreparedImage:
+            if isinstance(data, str):
+                return pipeline.prepare(data, prep, limit)
+            raw = data.read_bytes()
+            if not raw:
+                raise ApiError(ErrorCode.EMPTY_IMAGE, "the image file is empty")
+            return pipeline.prepare_bytes(raw, prep, limit)
 
         def work() -> list[PreparedImage | ApiError]:
             out: list[PreparedImage | ApiError] = []
             for data in images:
                 try:
-                    out.append(pipeline.prepare(data, prep, limit))
+                    out.append(one(data))
                 except ApiError as e:
                     out.append(e)
             return out
@@ -232,39 +259,85 @@ class UNetAPI:
         if self.settings.logging.log_requests:
             log.info("%s %s images=%d %.1fms", request_id, what, n, _ms(started))
 
-    # -- POST APIs --
+    async def _segment_one(self, image: str | Path) -> tuple[PreparedImage, np.ndarray]:
+        """One image through decode and the runner: (prepared image, model-size probabilities)."""
+        (prepared,) = await self._prepare_many([image])
+        if isinstance(prepared, ApiError):
+            raise prepared
+        (prob,) = await self._infer([prepared])
+        return prepared, prob
 
-    @bentoml.api(route=f"{PREFIX}/segment")
-    async def segment(self, image_data: str, threshold: float | None = None, return_confidence: bool = False,
-                      return_contours: bool = False, return_visualizations: bool = False,
-                      ctx: bentoml.Context = None) -> SegmentResponse:
-        """Segment the nails in one image (base64 JPEG, PNG or BMP)."""
+    async def _segment_response(self, ctx: bentoml.Context, what: str, image: str | Path,
+                                options: SegmentOptions) -> JSONResponse:
+        """The /segment answer, for base64 text (/segment) or an uploaded file (/segment-image)."""
         started = time.perf_counter()
         request_id = ctx.request.headers.get("x-request-id", "")
-        options = SegmentOptions(threshold=threshold, return_confidence=return_confidence,  # body checked by RequestGuard
-                                 return_contours=return_contours, return_visualizations=return_visualizations)
         try:
             cut = self._check_options(options)
-            (prepared,) = await self._prepare_many([image_data])
-            if isinstance(prepared, ApiError):
-                raise prepared
-            (prob,) = await self._infer([prepared])
+            prepared, prob = await self._segment_one(image)
             fields = await asyncio.to_thread(pipeline.finish, prepared, prob, cut, options)
         except ApiError as e:
             return self._respond(ctx, self._error(e, started, request_id), e.status)
-        self._log(request_id, "segment", started)
+        self._log(request_id, what, started)
         return self._respond(ctx, SegmentResponse(**fields, request_id=request_id, model_info=self.brief,
                                                   processing_time_ms=_ms(started)))
 
+    # -- POST APIs --
+
+    @bentoml.api(route=f"{PREFIX}/segment")
+    async def segment(self, image_data: Annotated[str, SegmentRequest.model_fields["image_data"]],
+                      threshold: Threshold = None, return_confidence: ReturnConfidence = False,
+                      return_contours: ReturnContours = False, return_visualizations: ReturnVisualizations = False,
+                      mask_format: MaskFormatOption = "png", ctx: bentoml.Context = None) -> SegmentResponse:
+        """Segment the nails in one image sent as base64 JPEG, PNG or BMP in a JSON body."""
+        options = SegmentOptions(threshold=threshold, return_confidence=return_confidence,  # body checked by RequestGuard
+                                 return_contours=return_contours, return_visualizations=return_visualizations,
+                                 mask_format=mask_format)
+        return await self._segment_response(ctx, "segment", image_data, options)
+
+    @bentoml.api(route=f"{PREFIX}/segment-image")
+    async def segment_image(self, image: ImageFile, threshold: Threshold = None,
+                            return_confidence: ReturnConfidence = False, return_contours: ReturnContours = False,
+                            return_visualizations: ReturnVisualizations = False,
+                            mask_format: MaskFormatOption = "png", ctx: bentoml.Context = None) -> SegmentResponse:
+        """Segment the nails in an uploaded photo (multipart/form-data: file part `image`, options as form
+        fields); answers as /segment does."""
+        options = SegmentOptions(threshold=threshold, return_confidence=return_confidence,  # form checked by RequestGuard
+                                 return_contours=return_contours, return_visualizations=return_visualizations,
+                                 mask_format=mask_format)
+        return await self._segment_response(ctx, "segment-image", image, options)
+
+    @bentoml.api(route=f"{PREFIX}/mask")
+    async def mask(self, image: ImageFile, threshold: Threshold = None,
+                   overlay: Annotated[bool, MaskRequest.model_fields["overlay"]] = False,
+                   ctx: bentoml.Context = None) -> PngImage:
+        """The mask of an uploaded photo as a PNG image (0 = background, 255 = nail, at the photo's size);
+        with `overlay=true`, the photo with the mask tinted over it. Errors answer in JSON."""
+        started = time.perf_counter()
+        request_id = ctx.request.headers.get("x-request-id", "")
+        options = MaskRequest(threshold=threshold, overlay=overlay)  # form checked by RequestGuard
+        try:
+            cut = self._threshold(options)
+            prepared, prob = await self._segment_one(image)
+            png = await asyncio.to_thread(pipeline.mask_picture, prepared, prob, cut, overlay)
+        except ApiError as e:
+            return self._respond(ctx, self._error(e, started, request_id), e.status)
+        self._log(request_id, "mask", started)
+        ctx.response.status_code = 200
+        return Response(png, media_type="image/png")
+
     @bentoml.api(route=f"{PREFIX}/segment-batch")
-    async def segment_batch(self, images: list[dict], threshold: float | None = None,
-                            return_confidence: bool = False, return_contours: bool = False,
-                            return_visualizations: bool = False, ctx: bentoml.Context = None) -> SegmentBatchResponse:
+    async def segment_batch(self, images: Annotated[list[BatchImage], SegmentBatchRequest.model_fields["images"]],
+                            threshold: Threshold = None, return_confidence: ReturnConfidence = False,
+                            return_contours: ReturnContours = False,
+                            return_visualizations: ReturnVisualizations = False,
+                            mask_format: MaskFormatOption = "png", ctx: bentoml.Context = None) -> SegmentBatchResponse:
         """Segment several images; a bad image fails only its own entry."""
         started = time.perf_counter()
         request_id = ctx.request.headers.get("x-request-id", "")
         request = SegmentBatchRequest(images=images, threshold=threshold, return_confidence=return_confidence,
-                                      return_contours=return_contours, return_visualizations=return_visualizations)
+                                      return_contours=return_contours, return_visualizations=return_visualizations,
+                                      mask_format=mask_format)
         limits = self.settings.limits
         try:
             if not self.settings.inference.enable_batch_processing:
@@ -324,6 +397,7 @@ UNetAPI.add_asgi_middleware(
     max_body_bytes=settings.max_body_bytes,
     validated={f"{PREFIX}/segment": SegmentRequest, f"{PREFIX}/segment-batch": SegmentBatchRequest,
                f"{PREFIX}/initialize": InitializeRequest},
+    forms={f"{PREFIX}/segment-image": SegmentOptions, f"{PREFIX}/mask": MaskRequest},
     model_info=lambda: _current_brief(),
 )
 

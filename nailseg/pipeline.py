@@ -9,8 +9,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from nailseg import postprocess
-from nailseg.imaging import b64_png, decode_base64, decode_image, decode_reduced
+from nailseg import maskformats, postprocess
+from nailseg.imaging import decode_base64, encode_png, decode_image, decode_reduced
 from nailseg.preprocess import Preprocessing, resize_to_model
 from nailseg.schemas import SegmentOptions
 
@@ -39,11 +39,19 @@ def mask_for(prepared: PreparedImage, prob: np.ndarray, threshold: float) -> tup
     return full, postprocess.mask_from(full, threshold)
 
 
+def mask_picture(prepared: PreparedImage, prob: np.ndarray, threshold: float, overlay: bool) -> bytes:
+    """PNG bytes of the mask, or with ``overlay`` of the photo with the mask tinted over it."""
+    _, mask = mask_for(prepared, prob, threshold)
+    if overlay:
+        return encode_png(postprocess.overlay(decode_image(prepared.raw, mask.size), mask))
+    return encode_png(mask)
+
+
 def finish(prepared: PreparedImage, prob: np.ndarray, threshold: float, options: SegmentOptions) -> dict:
     """The segmentation fields of a response (mask, and what the options ask for)."""
     full, mask = mask_for(prepared, prob, threshold)
     return {
-        "mask_data": b64_png(mask),
+        **maskformats.mask_fields(mask, options.mask_format),
         "confidence_scores": postprocess.confidence(full, mask) if options.return_confidence else None,
         "contours": postprocess.contours(mask) if options.return_contours else None,
         "visualizations": (postprocess.visualizations(decode_image(prepared.raw, mask.size), full, mask)

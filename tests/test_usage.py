@@ -1,0 +1,155 @@
+"""Using the service the way BentoML users do, on a real `bentoml serve`: files in and images out,
+mask formats, the OpenAPI spec, metrics, the command-line client and the demo page."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+from pathlib import Path
+
+import bentoml
+import cv2
+import httpx
+import numpy as np
+import pytest
+from PIL import Image
+from pycocotools import mask as coco_mask
+
+from conftest import example_photos
+from test_e2e_service import MAX_BATCH, MAX_BODY_MB, assert_error, b64, png_array, server  # noqa: F401 (fixture)
+
+PHOTO = example_photos()[1][0]
+
+
+def upload(server, path: str, raw: bytes, name: str = "photo.jpg", mime: str = "image/jpeg",
+           **fields) -> httpx.Response:
+    """What `curl -F image=@photo.jpg -F threshold=0.5 ...` sends."""
+    data = {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in fields.items()}
+    return httpx.post(server.url + "/api/unet" + path, files={"image": (name, raw, mime)}, data=data, timeout=120)
+
+
+def segment_b64(server, photo: Path, **options) -> dict:
+    resp = server.post("/api/unet/segment", {"image_data": b64(photo), **options})
+    assert resp.status_code == 200, resp.text[:300]
+    return resp.json()
+
+
+def decode_png(raw: bytes) -> np.ndarray:
+    return cv2.imdecode(np.frombuffer(raw, np.uint8), cv2.IMREAD_UNCHANGED)
+
+
+# ---- files in, images out -----------------------------------------------------------------
+
+def test_segment_image_upload_answers_like_segment(server):
+    expected = segment_b64(server, PHOTO, threshold=0.4, return_contours=True)
+    resp = upload(server, "/segment-image", PHOTO.read_bytes(), threshold=0.4, return_contours=True)
+    body = resp.json()
+    assert resp.status_code == 200 and body["success"] and body["request_id"] == resp.headers["x-request-id"]
+    assert body["mask_data"] == expected["mask_data"]  # the same PNG, byte for byte
+    assert body["contours"] == expected["contours"]
+
+
+def test_mask_returns_png_bytes_equal_to_the_base64_mask(server):
+    expected = base64.b64decode(segment_b64(server, PHOTO)["mask_data"])
+    resp = upload(server, "/mask", PHOTO.read_bytes())
+    assert resp.status_code == 200 and resp.headers["content-type"] == "image/png"
+    assert resp.content == expected
+    over = upload(server, "/mask", PHOTO.read_bytes(), overlay=True)
+    assert over.status_code == 200 and over.headers["content-type"] == "image/png"
+    picture = decode_png(over.content)
+    assert picture.shape == (*decode_png(expected).shape, 3)
+
+
+def test_sync_and_async_bentoml_clients_upload_paths(server):
+    expected = segment_b64(server, PHOTO, threshold=0.6)
+    with bentoml.SyncHTTPClient(server.url) as client:
+        result = client.segment_image(image=PHOTO, threshold=0.6)
+        mask_path = client.mask(image=PHOTO, threshold=0.6)
+    result = result if isinstance(result, dict) else result.model_dump()
+    assert result["mask_data"] == expected["mask_data"]
+    assert Path(mask_path).read_bytes() == base64.b64decode(expected["mask_data"])
+
+    async def use_async():
+        async with bentoml.AsyncHTTPClient(server.url) as client:
+            return await client.segment_image(image=PHOTO, threshold=0.6), await client.mask(image=PHOTO,
+                                                                                             threshold=0.6)
+
+    result, mask_path = asyncio.run(use_async())
+    result = result if isinstance(result, dict) else result.model_dump()
+    assert result["mask_data"] == expected["mask_data"]
+    assert Path(mask_path).read_bytes() == base64.b64decode(expected["mask_data"])
+
+
+def _png_bytes(fmt: str, size=(64, 64), mode="RGB") -> bytes:
+    buf = io.BytesIO()
+    Image.new(mode, size).save(buf, format=fmt)
+    return buf.getvalue()
+
+
+BAD_UPLOADS = {  # the same codes as the base64 path gives for the same bytes
+    "not an image": (dict(raw=b"hello world"), 400, "NOT_AN_IMAGE"),
+    "empty file": (dict(raw=b""), 400, "EMPTY_IMAGE"),
+    "truncated jpeg": (dict(raw=PHOTO.read_bytes()[:4000]), 400, "TRUNCATED_IMAGE"),
+    "gif": (dict(raw=_png_bytes("GIF"), mime="image/gif"), 415, "UNSUPPORTED_FORMAT"),
+    "decompression bomb": (dict(raw=_png_bytes("PNG", (5000, 5000), "1"), mime="image/png"), 413, "IMAGE_TOO_LARGE"),
+    "threshold above 1": (dict(raw=b"x", threshold=1.5), 422, "INVALID_REQUEST"),
+    "threshold not a number": (dict(raw=b"x", threshold="high"), 422, "INVALID_REQUEST"),
+    "unknown option": (dict(raw=b"x", treshold=0.5), 422, "INVALID_REQUEST"),
+    "unknown mask format": (dict(raw=b"x", mask_format="bmp"), 422, "INVALID_REQUEST"),
+    "body over the size limit": (dict(raw=b"A" * (MAX_BODY_MB * 2**20 + 10)), 413, "BODY_TOO_LARGE"),
+}
+
+
+@pytest.mark.parametrize("name", BAD_UPLOADS)
+@pytest.mark.parametrize("path", ["/segment-image", "/mask"])
+def test_bad_uploads_get_the_base64_paths_errors(server, path, name):
+    kwargs, status, code = BAD_UPLOADS[name]
+    if path == "/mask" and "mask_format" in kwargs:
+        kwargs = {**kwargs, "overlay": "sometimes"}  # /mask has no mask_format: still a 422
+        kwargs.pop("mask_format")
+    assert_error(upload(server, path, **kwargs), status, code)
+
+
+def test_upload_needs_a_file_part_and_multipart(server):
+    url = server.url + "/api/unet/segment-image"
+    # a text field named image would make BentoML download that URL: refused
+    text_part = {"image": (None, "http://127.0.0.1:1/x.jpg")}
+    assert_error(httpx.post(url, files=text_part, timeout=30), 422, "INVALID_REQUEST")
+    assert_error(httpx.post(url, data={"threshold": "0.5"}, timeout=30), 415, "UNSUPPORTED_MEDIA_TYPE")
+    assert_error(httpx.post(url, content=PHOTO.read_bytes(), headers={"content-type": "image/jpeg"}, timeout=30),
+                 415, "UNSUPPORTED_MEDIA_TYPE")
+    assert_error(httpx.post(url, json={"image": b64(PHOTO)}, timeout=30), 415, "UNSUPPORTED_MEDIA_TYPE")
+
+
+# ---- mask formats -------------------------------------------------------------------------
+
+def test_coco_rle_decodes_with_pycocotools_to_the_png_mask(server):
+    png = png_array(segment_b64(server, PHOTO)["mask_data"])
+    body = segment_b64(server, PHOTO, mask_format="coco_rle")
+    assert "mask_data" not in body
+    rle = body["mask_rle"]
+    assert rle["size"] == list(png.shape)
+    decoded = coco_mask.decode({"size": rle["size"], "counts": rle["counts"].encode()})
+    assert decoded.any() and np.array_equal(decoded, (png > 0).astype(np.uint8))
+    upload_rle = upload(server, "/segment-image", PHOTO.read_bytes(), mask_format="coco_rle").json()["mask_rle"]
+    assert upload_rle == rle
+
+
+def test_polygons_outline_the_png_mask(server):
+    png = png_array(segment_b64(server, PHOTO)["mask_data"])
+    polygons = segment_b64(server, PHOTO, mask_format="polygons")["polygons"]
+    assert polygons and all(len(p) >= 6 and len(p) % 2 == 0 for p in polygons)
+    drawn = np.zeros_like(png)
+    cv2.fillPoly(drawn, [np.array(p).reshape(-1, 2) for p in polygons], 255)
+    overlap = (drawn > 0) & (png > 0)
+    assert overlap.sum() / max((png > 0).sum(), 1) > 0.95  # filled outlines cover the mask
+    h, w = png.shape
+    pts = np.concatenate([np.array(p).reshape(-1, 2) for p in polygons])
+    assert (pts >= 0).all() and (pts[:, 0] < w).all() and (pts[:, 1] < h).all()
+
+
+def test_batch_takes_mask_format_too(server):
+    body = server.post("/api/unet/segment-batch", {"images": [{"image_data": b64(PHOTO)}],
+                                                   "mask_format": "coco_rle"}).json()
+    assert body["results"][0]["mask_rle"]["size"]
