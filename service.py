@@ -28,6 +28,7 @@ from nailseg import pipeline
 from nailseg.config import get_settings
 from nailseg.errors import ApiError, ErrorCode
 from nailseg.middleware import RequestGuard
+from nailseg.openapi import OpenApiDocs
 from nailseg.pipeline import PreparedImage
 from nailseg.schemas import (
     SUPPORTED_FORMATS, ErrorDetail, ErrorResponse, HealthResponse, InitializeRequest, InitializeResponse,
@@ -300,8 +301,7 @@ class UNetAPI:
                             return_confidence: ReturnConfidence = False, return_contours: ReturnContours = False,
                             return_visualizations: ReturnVisualizations = False,
                             mask_format: MaskFormatOption = "png", ctx: bentoml.Context = None) -> SegmentResponse:
-        """Segment the nails in an uploaded photo (multipart/form-data: file part `image`, options as form
-        fields); answers as /segment does."""
+        """Segment the nails in an uploaded photo (multipart: file part `image`, options as form fields)."""
         options = SegmentOptions(threshold=threshold, return_confidence=return_confidence,  # form checked by RequestGuard
                                  return_contours=return_contours, return_visualizations=return_visualizations,
                                  mask_format=mask_format)
@@ -311,8 +311,7 @@ class UNetAPI:
     async def mask(self, image: ImageFile, threshold: Threshold = None,
                    overlay: Annotated[bool, MaskRequest.model_fields["overlay"]] = False,
                    ctx: bentoml.Context = None) -> PngImage:
-        """The mask of an uploaded photo as a PNG image (0 = background, 255 = nail, at the photo's size);
-        with `overlay=true`, the photo with the mask tinted over it. Errors answer in JSON."""
+        """An uploaded photo's mask as a PNG (255 = nail), or with overlay=true the photo with the mask over it."""
         started = time.perf_counter()
         request_id = ctx.request.headers.get("x-request-id", "")
         options = MaskRequest(threshold=threshold, overlay=overlay)  # form checked by RequestGuard
@@ -400,6 +399,8 @@ UNetAPI.add_asgi_middleware(
     forms={f"{PREFIX}/segment-image": SegmentOptions, f"{PREFIX}/mask": MaskRequest},
     model_info=lambda: _current_brief(),
 )
+
+UNetAPI.add_asgi_middleware(OpenApiDocs, max_batch_images=settings.limits.max_batch_images)
 
 
 def _current_brief() -> ModelInfoBrief | None:

@@ -19,9 +19,11 @@ class _Request(BaseModel):
 class SegmentOptions(_Request):
     threshold: float | None = Field(None, ge=0.0, le=1.0, allow_inf_nan=False,
                                     description="mask cut-off; config.yaml's inference.threshold when absent")
-    return_confidence: StrictBool = False
-    return_contours: StrictBool = False
-    return_visualizations: StrictBool = False
+    return_confidence: StrictBool = Field(False, description="add mean nail probabilities (confidence_scores)")
+    return_contours: StrictBool = Field(False, description="add each nail's outline, area and bounding box "
+                                        "(contours), largest first")
+    return_visualizations: StrictBool = Field(False, description="add an overlay and a heatmap picture "
+                                              "(visualizations, base64 PNG)")
     mask_format: MaskFormat = Field("png", description="how the mask is returned: `png` (base64 PNG in mask_data), "
                                     "`coco_rle` (COCO run-length encoding in mask_rle, as pycocotools writes it) or "
                                     "`polygons` (outer outlines in polygons, COCO's flat [x1, y1, x2, y2, ...])")

@@ -153,3 +153,32 @@ def test_batch_takes_mask_format_too(server):
     body = server.post("/api/unet/segment-batch", {"images": [{"image_data": b64(PHOTO)}],
                                                    "mask_format": "coco_rle"}).json()
     assert body["results"][0]["mask_rle"]["size"]
+
+
+# ---- the OpenAPI spec ---------------------------------------------------------------------
+
+def test_openapi_spec_lists_every_endpoint_with_bounds_examples_and_errors(server):
+    spec = server.get("/docs.json").json()
+    paths, schemas = spec["paths"], spec["components"]["schemas"]
+    assert len(spec["info"]["description"]) < 1000 and "nail" in spec["info"]["description"]
+    for route in ("health", "model-info"):
+        get = paths[f"/api/unet/{route}"]["get"]
+        assert get["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].startswith("#/components")
+    for route in ("segment", "segment-image", "mask", "segment-batch", "initialize"):
+        post = paths[f"/api/unet/{route}"]["post"]
+        ((media, body),) = post["requestBody"]["content"].items()
+        assert body["example"], route
+        for status in ("401", "422", "429", "503"):
+            assert post["responses"][status]["content"]["application/json"]["schema"]["$ref"] == \
+                "#/components/schemas/ErrorResponse"
+    assert set(schemas["ErrorResponse"]["properties"]) >= {"success", "error", "request_id"}
+    seg = paths["/api/unet/segment-image"]["post"]
+    assert {"400", "413", "415"} <= set(seg["responses"]) and "UNSUPPORTED_FORMAT" in seg["responses"]["415"]["description"]
+    form = seg["requestBody"]["content"]["multipart/form-data"]["schema"]["properties"]
+    threshold = form["threshold"].get("anyOf", [form["threshold"]])[0]  # BentoML inlines Optional[float]
+    assert threshold["minimum"] == 0 and threshold["maximum"] == 1 and form["threshold"]["description"]
+    assert set(form["mask_format"]["enum"]) == {"png", "coco_rle", "polygons"}
+    assert "image/png" in paths["/api/unet/mask"]["post"]["responses"]["200"]["content"]
+    batch = paths["/api/unet/segment-batch"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    images = (schemas[batch["$ref"].rsplit("/", 1)[-1]] if "$ref" in batch else batch)["properties"]["images"]
+    assert images["maxItems"] == MAX_BATCH and images["minItems"] == 1
