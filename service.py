@@ -24,7 +24,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from nailseg import pipeline
+from nailseg import metrics, pipeline
 from nailseg.config import get_settings
 from nailseg.errors import ApiError, ErrorCode
 from nailseg.middleware import RequestGuard
@@ -231,12 +231,13 @@ class UNetAPI:
         prep, limit = status.model.preprocessing, self.settings.limits.max_image_pixels
 
         def one(data: str | Path) -> PreparedImage:
-            if isinstance(data, str):
-                return pipeline.prepare(data, prep, limit)
-            raw = data.read_bytes()
-            if not raw:
-                raise ApiError(ErrorCode.EMPTY_IMAGE, "the image file is empty")
-            return pipeline.prepare_bytes(raw, prep, limit)
+            with metrics.get().timed("decode"):
+                if isinstance(data, str):
+                    return pipeline.prepare(data, prep, limit)
+                raw = data.read_bytes()
+                if not raw:
+                    raise ApiError(ErrorCode.EMPTY_IMAGE, "the image file is empty")
+                return pipeline.prepare_bytes(raw, prep, limit)
 
         def work() -> list[PreparedImage | ApiError]:
             out: list[PreparedImage | ApiError] = []
@@ -253,10 +254,21 @@ class UNetAPI:
         """Probabilities for the prepared images, in runner-sized chunks that the batcher can merge."""
         step = self.settings.inference.batch_size
         chunks = [np.stack([p.model_input for p in prepared[i:i + step]]) for i in range(0, len(prepared), step)]
-        results = await asyncio.gather(*(self._call_runner("infer", c) for c in chunks))
+        with metrics.get().timed("runner"):
+            results = await asyncio.gather(*(self._call_runner("infer", c) for c in chunks))
         return [prob for chunk in results for prob in chunk]
 
+    @staticmethod
+    async def _encode(func, *args):
+        """Mask encoding and pictures, in a worker thread, timed as the `encode` stage."""
+        def timed():
+            with metrics.get().timed("encode"):
+                return func(*args)
+        return await asyncio.to_thread(timed)
+
     def _log(self, request_id: str, what: str, started: float, n: int = 1) -> None:
+        """A request done: its log line and the images it segmented (unet_images_total)."""
+        metrics.get().images.labels(what).inc(n)
         if self.settings.logging.log_requests:
             log.info("%s %s images=%d %.1fms", request_id, what, n, _ms(started))
 
@@ -276,7 +288,7 @@ class UNetAPI:
         try:
             cut = self._check_options(options)
             prepared, prob = await self._segment_one(image)
-            fields = await asyncio.to_thread(pipeline.finish, prepared, prob, cut, options)
+            fields = await self._encode(pipeline.finish, prepared, prob, cut, options)
         except ApiError as e:
             return self._respond(ctx, self._error(e, started, request_id), e.status)
         self._log(request_id, what, started)
@@ -318,7 +330,7 @@ class UNetAPI:
         try:
             cut = self._threshold(options)
             prepared, prob = await self._segment_one(image)
-            png = await asyncio.to_thread(pipeline.mask_picture, prepared, prob, cut, overlay)
+            png = await self._encode(pipeline.mask_picture, prepared, prob, cut, overlay)
         except ApiError as e:
             return self._respond(ctx, self._error(e, started, request_id), e.status)
         self._log(request_id, "mask", started)
@@ -361,13 +373,13 @@ class UNetAPI:
                                                        request_id=request_id, model_info=self.brief))
                 return results
 
-            results = await asyncio.to_thread(finish_all)
+            results = await self._encode(finish_all)
         except ApiError as e:
             return self._respond(ctx, self._error(e, started, request_id), e.status)
         elapsed = _ms(started)
         for r in results:
             r.processing_time_ms = elapsed
-        self._log(request_id, "segment-batch", started, len(results))
+        self._log(request_id, "segment-batch", started, sum(r.success for r in results))
         return self._respond(ctx, SegmentBatchResponse(
             results=results, batch_size=len(results), total_processing_time_ms=elapsed, processing_time_ms=elapsed,
             request_id=request_id, model_info=self.brief))
@@ -391,6 +403,7 @@ class UNetAPI:
             model_info=self.brief, processing_time_ms=_ms(started)))
 
 
+UNetAPI.add_asgi_middleware(metrics.RequestMetrics)  # first: outermost, so the guard's refusals count too
 UNetAPI.add_asgi_middleware(
     RequestGuard,
     max_body_bytes=settings.max_body_bytes,

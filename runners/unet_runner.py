@@ -16,6 +16,7 @@ import bentoml
 import numpy as np
 import torch
 
+from nailseg import metrics
 from nailseg.config import get_settings
 from nailseg.engine import InferenceEngine
 from nailseg.schemas import RunnerStatus
@@ -91,6 +92,8 @@ class UNetRunner:
             if warm_up:
                 engine.warm_up()
             self.engine, self.info, self.tag = engine, info, tag
+            metrics.get().model_served(tag=str(tag), backend=engine.backend.name, precision=str(engine.precision),
+                                       device=str(engine.device))
         seconds = time.perf_counter() - started
         log.info("loaded %s (%s, %s params) on %s, %s %s, %d buffer slots of %d images, in %.1fs",
                  tag, info.model_variant, info.parameters, engine.device, engine.backend.name, engine.mode,
@@ -104,7 +107,14 @@ class UNetRunner:
     )
     def infer(self, images: np.ndarray) -> np.ndarray:
         """(N, H, W, 3) uint8 at model size -> (N, H, W) float32 nail probabilities."""
-        return self.engine.infer(images)
+        m, engine = metrics.get(), self.engine
+        m.batch_size.observe(len(images))
+        m.pool.set(min(1.0, engine.utilisation()["input_pool_utilization"] + len(images) / engine.capacity))
+        try:
+            with m.inference.time():
+                return engine.infer(images)
+        finally:
+            m.pool.set(engine.utilisation()["input_pool_utilization"])  # slots still in use by other calls
 
     @bentoml.api
     def status(self, refresh: bool = False) -> RunnerStatus:

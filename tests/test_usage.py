@@ -182,3 +182,52 @@ def test_openapi_spec_lists_every_endpoint_with_bounds_examples_and_errors(serve
     batch = paths["/api/unet/segment-batch"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     images = (schemas[batch["$ref"].rsplit("/", 1)[-1]] if "$ref" in batch else batch)["properties"]["images"]
     assert images["maxItems"] == MAX_BATCH and images["minItems"] == 1
+
+
+# ---- metrics ------------------------------------------------------------------------------
+
+def _samples(text: str, name: str) -> dict[str, float]:
+    """{'{labels}': value} for one metric family's samples in Prometheus text format."""
+    out = {}
+    for line in text.splitlines():
+        if line.startswith(name) and not line.startswith("#"):
+            key, value = line.rsplit(" ", 1)
+            out[key] = float(value)
+    return out
+
+
+def test_metrics_count_requests_images_stages_batches_and_the_model(server):
+    before = server.get("/metrics").text
+    ok_key = 'unet_requests_total{code="OK",endpoint="segment-image"}'
+    bad_key = 'unet_requests_total{code="NOT_AN_IMAGE",endpoint="segment"}'
+    assert upload(server, "/segment-image", PHOTO.read_bytes()).status_code == 200
+    assert upload(server, "/segment-image", PHOTO.read_bytes()).status_code == 200
+    assert server.post("/api/unet/segment", {"image_data": b64(b"not an image")}).status_code == 400
+    after = server.get("/metrics").text
+    requests = _samples(after, "unet_requests_total")
+    assert requests[ok_key] - _samples(before, "unet_requests_total").get(ok_key, 0) == 2
+    assert requests[bad_key] - _samples(before, "unet_requests_total").get(bad_key, 0) == 1
+    assert _samples(after, "unet_images_total")['unet_images_total{endpoint="segment-image"}'] >= 2
+    for stage in ("decode", "runner", "encode"):
+        assert _samples(after, "unet_stage_seconds_count")[f'unet_stage_seconds_count{{stage="{stage}"}}'] >= 2
+    assert _samples(after, "unet_batch_size_count")["unet_batch_size_count"] >= 2
+    assert _samples(after, "unet_batch_size_sum")["unet_batch_size_sum"] >= 2
+    assert _samples(after, "unet_inference_seconds_count")["unet_inference_seconds_count"] >= 2
+    assert 0 <= _samples(after, "unet_pool_utilization")["unet_pool_utilization"] <= 1
+    (info,) = [k for k, v in _samples(after, "unet_model_info").items() if v == 1]
+    tag = server.get("/api/unet/model-info").json()["model_tag"]
+    assert f'tag="{tag}"' in info and 'device="cpu"' in info and "backend=" in info and "precision=" in info
+
+
+def test_grafana_dashboard_uses_only_the_services_metrics():
+    import json
+    import re
+
+    from conftest import ROOT
+    from nailseg.metrics import __doc__ as metrics_doc
+
+    dashboard = json.loads((ROOT / "deploy" / "grafana" / "unet-dashboard.json").read_text())
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    used = {re.sub(r"_(bucket|sum|count)$", "", m) for e in exprs for m in re.findall(r"\bunet_\w+", e)}
+    documented = set(re.findall(r"\| (unet_\w+) \|", metrics_doc))
+    assert used == documented  # every metric graphed, none that does not exist
