@@ -231,3 +231,58 @@ def test_grafana_dashboard_uses_only_the_services_metrics():
     used = {re.sub(r"_(bucket|sum|count)$", "", m) for e in exprs for m in re.findall(r"\bunet_\w+", e)}
     documented = set(re.findall(r"\| (unet_\w+) \|", metrics_doc))
     assert used == documented  # every metric graphed, none that does not exist
+
+
+# ---- the command-line client ----------------------------------------------------------------
+
+def _cli(server, *args, env_extra=None):
+    import os
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    env = {**os.environ, "NAILSEG_URL": server.url, **(env_extra or {})}
+    return subprocess.run([sys.executable, "-m", "nailseg.client", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=600)
+
+
+def test_cli_segments_a_folder_writes_masks_and_overlays_and_sums_up_errors(server, tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for photo, _ in example_photos()[:2]:
+        (folder / photo.name).write_bytes(photo.read_bytes())
+    (folder / "broken.jpg").write_bytes(b"not a photo")
+    out = tmp_path / "out"
+    run = _cli(server, "segment", str(folder), "--out", str(out), "--overlay", "-j", "2", "--progress")
+    assert run.returncode == 1  # one photo failed
+    assert "2 of 3 photos segmented" in run.stdout
+    assert "broken.jpg: NOT_AN_IMAGE" in run.stderr and "3/3" in run.stderr  # summary and progress bar
+    for photo, _ in example_photos()[:2]:
+        expected = base64.b64decode(segment_b64(server, photo)["mask_data"])
+        assert (out / f"{photo.stem}.mask.png").read_bytes() == expected
+        assert decode_png((out / f"{photo.stem}.overlay.png").read_bytes()).ndim == 3
+    single = _cli(server, "segment", str(PHOTO), "--out", str(tmp_path / "one"))
+    assert single.returncode == 0 and (tmp_path / "one" / f"{PHOTO.stem}.mask.png").exists()
+
+
+def test_cli_health_and_model_info(server):
+    import json
+
+    health = _cli(server, "health")
+    assert health.returncode == 0 and json.loads(health.stdout)["model_loaded"] is True
+    info = _cli(server, "--url", server.url, "--api-key", "k", "model-info")
+    assert info.returncode == 0 and json.loads(info.stdout)["model_tag"]
+    down = _cli(server, "health", env_extra={"NAILSEG_URL": "http://127.0.0.1:9"})
+    assert down.returncode == 1 and "cannot reach" in down.stderr
+
+
+def test_console_script_points_at_the_client():
+    import tomllib
+
+    from conftest import ROOT
+    from nailseg import client
+
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    module, func = scripts["nailseg"].split(":")
+    assert module == "nailseg.client" and getattr(client, func) is client.main
