@@ -1,7 +1,8 @@
 """The nail segmentation API (../shared/spec/unet_serving_guide.md), served by `bentoml serve .`.
 
-POST /api/unet/segment, /segment-batch, /initialize are BentoML APIs; GET /api/unet/health and
-/model-info come from a small mounted Starlette app. The model runs in the UNetRunner service.
+POST /api/unet/segment, /segment-image, /mask, /segment-batch, /initialize are BentoML APIs; GET
+/api/unet/health, /model-info and /demo come from a small mounted Starlette app (nailseg/openapi.py
+documents them in /docs.json). The model runs in the UNetRunner service.
 """
 
 from __future__ import annotations
@@ -21,10 +22,10 @@ from bentoml.validators import ContentType
 from pydantic import BaseModel, Field
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from nailseg import metrics, pipeline
+from nailseg import demo, metrics, pipeline
 from nailseg.config import get_settings
 from nailseg.errors import ApiError, ErrorCode
 from nailseg.middleware import RequestGuard
@@ -128,6 +129,11 @@ async def model_info(request: Request) -> JSONResponse:
     return json_response(body)
 
 
+async def demo_page(request: Request) -> HTMLResponse:
+    """A page to try the service in a browser (nailseg/demo.html)."""
+    return HTMLResponse(demo.page())
+
+
 async def _api_error_handler(request: Request, exc: ApiError) -> JSONResponse:
     svc: UNetAPI = bentoml.get_current_service()
     body = ErrorResponse(error=ErrorDetail(code=exc.code.value, message=exc.message), model_info=svc.brief,
@@ -136,7 +142,8 @@ async def _api_error_handler(request: Request, exc: ApiError) -> JSONResponse:
 
 
 get_app = Starlette(
-    routes=[Route("/health", health, methods=["GET"]), Route("/model-info", model_info, methods=["GET"])],
+    routes=[Route("/health", health, methods=["GET"]), Route("/model-info", model_info, methods=["GET"]),
+            Route("/demo", demo_page, methods=["GET"])],
     exception_handlers={ApiError: _api_error_handler},
 )
 

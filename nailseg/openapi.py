@@ -42,6 +42,7 @@ ERRORS: dict[str, dict[int, list[str]]] = {
     "/initialize": {**_ACCESS, **_SERVER, 400: ["INVALID_JSON"], 403: ["FORBIDDEN"], 422: ["INVALID_REQUEST"]},
     "/model-info": {**_ACCESS, **_SERVER},
     "/health": {**_ACCESS},
+    "/demo": {},
 }
 _PHOTO = "/9j/4AAQSkZJRgABAQ...(base64 JPEG)"
 EXAMPLES: dict[str, dict[str, Any]] = {
@@ -56,6 +57,7 @@ GETS = {
                                 "when it cannot."),
     "/model-info": (ModelInfoResponse, "The served model: tag, architecture, checkpoint, preprocessing, device, "
                                        "precision and backend."),
+    "/demo": (None, "A page to try a photo in a browser: overlay, mask, threshold slider, nail count, timings."),
 }
 
 
@@ -73,7 +75,8 @@ def augment(spec: dict[str, Any], max_batch_images: int) -> dict[str, Any]:
     spec.setdefault("components", {}).setdefault("schemas", {}).update(defs["$defs"])
     paths = spec.setdefault("paths", {})
     for route, (model, text) in GETS.items():
-        ok = {"description": "OK", "content": {"application/json": {"schema": {"$ref": REF.format(model=model.__name__)}}}}
+        ok = {"description": "OK", "content": {"text/html": {"schema": {"type": "string"}}} if model is None else
+              {"application/json": {"schema": {"$ref": REF.format(model=model.__name__)}}}}
         responses = {"200": ok, **_error_responses(ERRORS[route])}
         if route == "/health":
             responses["503"] = {**ok, "description": "not healthy (same body, service_healthy false)"}

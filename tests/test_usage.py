@@ -286,3 +286,66 @@ def test_console_script_points_at_the_client():
     scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
     module, func = scripts["nailseg"].split(":")
     assert module == "nailseg.client" and getattr(client, func) is client.main
+
+
+# ---- the demo page --------------------------------------------------------------------------
+
+CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
+SCREENSHOT = Path(__file__).resolve().parents[1] / "docs" / "demo.png"
+
+
+@pytest.fixture()
+def browser(tmp_path):
+    import os
+
+    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
+        if os.environ.get("CI"):
+            pytest.fail("CI must have Debian's chromium and chromium-driver (.ci/run installs them)")
+        pytest.skip("Debian's chromium and chromium-driver are not installed")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service as DriverService
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--window-size=1400,900", f"--user-data-dir={tmp_path / 'chromium-profile'}"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(options=options, service=DriverService(str(CHROMEDRIVER)))
+    yield driver
+    driver.quit()
+
+
+def test_demo_page_segments_an_uploaded_photo_in_a_real_browser(server, browser, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    page = server.get("/api/unet/demo")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "http://" not in page.text and "https://" not in page.text  # no external assets
+    browser.get(server.url + "/api/unet/demo")
+    browser.find_element(By.ID, "file").send_keys(str(PHOTO))
+    WebDriverWait(browser, 180).until(lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-state"))
+    assert browser.find_element(By.ID, "error").text == ""
+    expected = len(segment_b64(server, PHOTO, threshold=0.5, return_contours=True)["contours"])
+    assert int(browser.find_element(By.ID, "count").text) == expected > 0
+    assert float(browser.find_element(By.ID, "server-ms").text) > 0
+    width = browser.execute_script("return document.getElementById('overlay').width")
+    assert width == Image.open(PHOTO).width or width == 1024  # at the photo's size (pictures are capped)
+
+    # the slider re-thresholds in the browser: all of the mask goes at 1.0, the count follows
+    browser.execute_script("const s = document.getElementById('threshold'); s.value = '1';"
+                           "s.dispatchEvent(new Event('input'));")
+    assert int(browser.find_element(By.ID, "count").text) == 0
+    browser.execute_script("const s = document.getElementById('threshold'); s.value = '0.5';"
+                           "s.dispatchEvent(new Event('input'));")
+    assert int(browser.find_element(By.ID, "count").text) > 0
+
+    shot = tmp_path / "demo.png"
+    browser.save_screenshot(str(shot))
+    pixels = np.asarray(Image.open(shot).convert("RGB"), dtype=np.float32)
+    assert pixels.std() > 20  # not a blank page
+    magenta = (pixels[..., 0] > 200) & (pixels[..., 1] < 140) & (pixels[..., 2] > 120)
+    assert magenta.sum() > 500  # the overlay's tint is on screen
+    if SCREENSHOT.parent.exists():
+        SCREENSHOT.write_bytes(shot.read_bytes())  # the README's picture, refreshed by every run
