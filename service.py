@@ -183,8 +183,11 @@ class UNetAPI:
     async def _call_runner(self, method: str, *args, failed: ApiError | None = None, **kwargs):
         """Call the runner, mapping failures to ApiError (``failed``, where given, for a call that failed).
 
-        Retries (these calls are idempotent) on a dropped connection (an idle keep-alive race) and,
-        with back-off, on the batcher's 503 "overloaded" (a queue spike, e.g. during a model reload).
+        Retries (these calls are idempotent) on a dropped connection and, with back-off, on the batcher's
+        503 "overloaded" (a queue spike, e.g. during a model reload). The dropped connection is the
+        keep-alive race of aio-libs/aiohttp#7297: the runner's server closes an idle pooled connection
+        just as the dependency client reuses it. aiohttp's own fix (aio-libs/aiohttp#7363) retries only
+        idempotent *methods* (GET, PUT, ...), and BentoML's runner calls are POSTs, so we retry here.
         """
         for attempt in range(RUNNER_RETRIES + 1):
             last = attempt == RUNNER_RETRIES

@@ -6,13 +6,22 @@ The API service, the evaluation script and the benchmark all use these two funct
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
 from nailseg import maskformats, postprocess
 from nailseg.imaging import decode_base64, encode_png, decode_image, decode_reduced
 from nailseg.preprocess import Preprocessing, resize_to_model
-from nailseg.schemas import SegmentOptions
+
+
+class FinishOptions(Protocol):
+    """What ``finish`` reads from a request (nailseg.schemas.SegmentOptions has these fields)."""
+
+    return_confidence: bool
+    return_contours: bool
+    return_visualizations: bool
+    mask_format: str
 
 
 @dataclass
@@ -47,7 +56,7 @@ def mask_picture(prepared: PreparedImage, prob: np.ndarray, threshold: float, ov
     return encode_png(mask)
 
 
-def finish(prepared: PreparedImage, prob: np.ndarray, threshold: float, options: SegmentOptions) -> dict:
+def finish(prepared: PreparedImage, prob: np.ndarray, threshold: float, options: FinishOptions) -> dict:
     """The segmentation fields of a response (mask, and what the options ask for)."""
     full, mask = mask_for(prepared, prob, threshold)
     return {

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from nailseg import pipeline
 from nailseg.backends import INT8_XML, convert_to_openvino
 from nailseg.model import AttentionUNet
 from nailseg.preprocess import Preprocessing, to_tensor
@@ -33,8 +34,6 @@ def nncf_available() -> bool:
 
 def calibration_inputs(photo_dir: Path, prep: Preprocessing) -> list[np.ndarray]:
     """Each photo in ``photo_dir`` (and its three flips) as a (1, 3, H, W) float32 model input."""
-    from nailseg import pipeline  # here, not at the top: pipeline -> schemas -> store imports this module
-
     photos = sorted(p for p in photo_dir.iterdir() if p.suffix.lower() in PHOTO_SUFFIXES)
     if not photos:
         raise ValueError(f"{photo_dir}: no photos (.jpg, .png, .webp) to calibrate int8 with")

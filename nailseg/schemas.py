@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
-from nailseg.store import StoredModelInfo
+from nailseg.model_info import StoredModelInfo
 
 SUPPORTED_FORMATS = ["JPEG", "PNG", "BMP"]
 MaskFormat = Literal["png", "coco_rle", "polygons"]
