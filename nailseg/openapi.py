@@ -4,7 +4,7 @@ BentoML writes each API's request schema (with the pydantic field descriptions a
 200 answer. This module adds only: a short description of the service, the GET endpoints (they are a
 mounted Starlette app, which BentoML does not document), the error answers each endpoint can give in
 the service's own error shape (BentoML lists its own exception bodies instead), the batch limit from
-config, and one example request per endpoint. ``OpenApiDocs`` applies it to every /docs.json answer.
+config, one example request per endpoint, and standard types for file fields. ``OpenApiDocs`` applies it to every /docs.json answer.
 """
 
 from __future__ import annotations
@@ -90,11 +90,25 @@ def augment(spec: dict[str, Any], max_batch_images: int) -> dict[str, Any]:
         operation["responses"] = {"200": ok, **_error_responses(errors)}
         for media in operation.get("requestBody", {}).get("content", {}).values():
             media["example"] = EXAMPLES[route]
+    _fix_file_types(spec["components"]["schemas"])
     batch = paths.get(PREFIX + "/segment-batch", {}).get("post")
     if batch is not None:
         for media in batch["requestBody"]["content"].values():
             _with_batch_limit(media.get("schema", {}), spec["components"]["schemas"], max_batch_images)
     return spec
+
+
+def _fix_file_types(node: Any) -> None:
+    """BentoML types file fields ``"type": "file"`` in components, which OpenAPI 3.0 has not: a binary string."""
+    if isinstance(node, dict):
+        if node.get("type") == "file":
+            node.update({"type": "string", "format": "binary"})
+            node.pop("content_type", None)
+        for value in node.values():
+            _fix_file_types(value)
+    elif isinstance(node, list):
+        for value in node:
+            _fix_file_types(value)
 
 
 def _with_batch_limit(schema: dict[str, Any], components: dict[str, Any], limit: int) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
+import json
 from pathlib import Path
 
 import bentoml
@@ -182,6 +183,7 @@ def test_openapi_spec_lists_every_endpoint_with_bounds_examples_and_errors(serve
     batch = paths["/api/unet/segment-batch"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     images = (schemas[batch["$ref"].rsplit("/", 1)[-1]] if "$ref" in batch else batch)["properties"]["images"]
     assert images["maxItems"] == MAX_BATCH and images["minItems"] == 1
+    assert '"type": "file"' not in json.dumps(spec)  # OpenAPI 3.0 types only
 
 
 # ---- metrics ------------------------------------------------------------------------------
@@ -220,7 +222,6 @@ def test_metrics_count_requests_images_stages_batches_and_the_model(server):
 
 
 def test_grafana_dashboard_uses_only_the_services_metrics():
-    import json
     import re
 
     from conftest import ROOT
@@ -267,8 +268,6 @@ def test_cli_segments_a_folder_writes_masks_and_overlays_and_sums_up_errors(serv
 
 
 def test_cli_health_and_model_info(server):
-    import json
-
     health = _cli(server, "health")
     assert health.returncode == 0 and json.loads(health.stdout)["model_loaded"] is True
     info = _cli(server, "--url", server.url, "--api-key", "k", "model-info")
