@@ -1,7 +1,8 @@
 """The nail segmentation API (../shared/spec/unet_serving_guide.md), served by `bentoml serve .`.
 
-POST /api/unet/segment, /segment-batch, /initialize are BentoML APIs; GET /api/unet/health and
-/model-info come from a small mounted Starlette app. The model runs in the UNetRunner service.
+POST /api/unet/segment, /segment-image, /mask, /segment-batch, /initialize are BentoML APIs; GET
+/api/unet/health, /model-info and /demo come from a small mounted Starlette app (nailseg/openapi.py
+documents them in /docs.json). The model runs in the UNetRunner service.
 """
 
 from __future__ import annotations
@@ -12,26 +13,30 @@ import logging
 import time
 from datetime import datetime, timezone
 from http import HTTPStatus
+from pathlib import Path
+from typing import Annotated
 
 import aiohttp
 import bentoml
 import numpy as np
-from pydantic import BaseModel
+from bentoml.validators import ContentType
+from pydantic import BaseModel, Field
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
-from nailseg import jsonbody, pipeline, reqlog, shutdown
+from nailseg import demo, jsonbody, metrics, pipeline, reqlog, shutdown
 from nailseg.config import get_settings
 from nailseg.errors import ApiError, ErrorCode
 from nailseg.middleware import RequestGuard
+from nailseg.openapi import OpenApiDocs
 from nailseg.pipeline import PreparedImage
 from nailseg.runner_watch import RunnerWatch, unavailable
 from nailseg.schemas import (
     SUPPORTED_FORMATS, ErrorDetail, ErrorResponse, HealthResponse, InitializeRequest, InitializeResponse,
-    ModelInfoBrief, ModelInfoResponse, RunnerStatus, SegmentBatchRequest, SegmentOptions, SegmentRequest,
-    SegmentBatchResponse, SegmentResponse,
+    BatchImage, MaskFormat, MaskRequest, ModelInfoBrief, ModelInfoResponse, RunnerStatus, SegmentBatchRequest,
+    SegmentOptions, SegmentRequest, SegmentBatchResponse, SegmentResponse,
 )
 from runners.unet_runner import UNetRunner
 
@@ -43,6 +48,18 @@ settings = get_settings()
 logging.getLogger("unet").setLevel(settings.logging.level)
 reqlog.install()
 log = logging.getLogger("unet.api")
+
+
+# The APIs' parameters carry the request models' own field descriptions and bounds (the OpenAPI spec
+# shows them; RequestGuard has already validated the body against those models).
+_option = SegmentOptions.model_fields.__getitem__
+Threshold = Annotated[float | None, _option("threshold")]
+ReturnConfidence = Annotated[bool, _option("return_confidence")]
+ReturnContours = Annotated[bool, _option("return_contours")]
+ReturnVisualizations = Annotated[bool, _option("return_visualizations")]
+MaskFormatOption = Annotated[MaskFormat, _option("mask_format")]
+ImageFile = Annotated[Path, Field(description="the photo: a JPEG, PNG or BMP file (multipart part `image`)")]
+PngImage = Annotated[Path, ContentType("image/png")]
 
 
 def json_response(body: BaseModel, status: int = 200) -> Response:
@@ -122,6 +139,11 @@ async def model_info(request: Request) -> Response:
     return json_response(body)
 
 
+async def demo_page(request: Request) -> HTMLResponse:
+    """A page to try the service in a browser (nailseg/demo.html)."""
+    return HTMLResponse(demo.page())
+
+
 async def _api_error_handler(request: Request, exc: ApiError) -> Response:
     svc: UNetAPI = bentoml.get_current_service()
     body = ErrorResponse(error=ErrorDetail(code=exc.code.value, message=exc.message), model_info=svc.brief,
@@ -130,7 +152,8 @@ async def _api_error_handler(request: Request, exc: ApiError) -> Response:
 
 
 get_app = Starlette(
-    routes=[Route("/health", health, methods=["GET"]), Route("/model-info", model_info, methods=["GET"])],
+    routes=[Route("/health", health, methods=["GET"]), Route("/model-info", model_info, methods=["GET"]),
+            Route("/demo", demo_page, methods=["GET"])],
     exception_handlers={ApiError: _api_error_handler},
 )
 
@@ -199,9 +222,12 @@ class UNetAPI:
         """Call the runner, mapping failures to ApiError (``failed``, where given, for a call that failed).
 
         While the runner is down (see RunnerWatch) this fails at once with 503 RUNNER_UNAVAILABLE.
-        Retries (these calls are idempotent) on a dropped connection (an idle keep-alive race, or the
-        runner dying: the watch is told, and fails the retry if so) and, with back-off, on the
-        batcher's 503 "overloaded" (a queue spike, e.g. during a model reload).
+        Retries (these calls are idempotent) on a dropped connection and, with back-off, on the batcher's
+        503 "overloaded" (a queue spike, e.g. during a model reload). The dropped connection is an idle
+        keep-alive race (aio-libs/aiohttp#7297: the runner's server closes an idle pooled connection just as
+        the dependency client reuses it; aiohttp's fix, aio-libs/aiohttp#7363, retries only idempotent
+        *methods*, and BentoML's runner calls are POSTs) or the runner dying: the watch is told, and fails
+        the retry if so.
         """
         patience = time.monotonic() + OVERLOAD_RETRY_S
         for attempt in itertools.count():
@@ -245,60 +271,122 @@ class UNetAPI:
         ctx.response.status_code = status
         return json_response(body, status)
 
+    def _threshold(self, options: SegmentOptions | MaskRequest) -> float:
+        return options.threshold if options.threshold is not None else self.settings.inference.threshold
+
     def _check_options(self, options: SegmentOptions) -> float:
         if options.return_confidence and not self.settings.inference.enable_confidence:
             raise ApiError(ErrorCode.FEATURE_DISABLED, "confidence scores are disabled (inference.enable_confidence)")
-        return options.threshold if options.threshold is not None else self.settings.inference.threshold
+        return self._threshold(options)
 
-    async def _prepare_many(self, images: list[str], max_total_pixels: int | None = None) -> list[PreparedImage | ApiError]:
+    async def _prepare_many(self, images: list[str | Path],
+                            max_total_pixels: int | None = None) -> list[PreparedImage | ApiError]:
+        """Decode and resize: base64 text (the JSON APIs) or an uploaded file (the multipart APIs)."""
         status = await self._model_status()
-        return await asyncio.to_thread(pipeline.prepare_many, images, status.model.preprocessing,
-                                       self.settings.limits.max_image_pixels, max_total_pixels)
+        data = [im if isinstance(im, str) else im.read_bytes() for im in images]
+        with metrics.get().timed("decode"):
+            return await asyncio.to_thread(pipeline.prepare_many, data, status.model.preprocessing,
+                                           self.settings.limits.max_image_pixels, max_total_pixels)
 
     async def _infer(self, prepared: list[PreparedImage]):
         """Probabilities for the prepared images, in runner-sized chunks that the batcher can merge."""
         step = self.settings.inference.batch_size
         chunks = [np.stack([p.model_input for p in prepared[i:i + step]]) for i in range(0, len(prepared), step)]
-        results = await asyncio.gather(*(self._call_runner("infer", c) for c in chunks))
+        with metrics.get().timed("runner"):
+            results = await asyncio.gather(*(self._call_runner("infer", c) for c in chunks))
         return [prob for chunk in results for prob in chunk]
 
+    @staticmethod
+    async def _encode(func, *args):
+        """Mask encoding and pictures, in a worker thread, timed as the `encode` stage."""
+        def timed():
+            with metrics.get().timed("encode"):
+                return func(*args)
+        return await asyncio.to_thread(timed)
+
     def _log(self, request_id: str, what: str, started: float, n: int = 1) -> None:
+        """A request done: its log line and the images it segmented (unet_images_total)."""
+        metrics.get().images.labels(what).inc(n)
         if self.settings.logging.log_requests:
             log.info("%s %s images=%d %.1fms", request_id, what, n, _ms(started))
+
+    async def _segment_one(self, image: str | Path) -> tuple[PreparedImage, np.ndarray]:
+        """One image through decode and the runner: (prepared image, model-size probabilities)."""
+        (prepared,) = await self._prepare_many([image])
+        if isinstance(prepared, ApiError):
+            raise prepared
+        (prob,) = await self._infer([prepared])
+        return prepared, prob
+
+    async def _segment_response(self, ctx: bentoml.Context, what: str, image: str | Path,
+                                options: SegmentOptions) -> Response:
+        """The /segment answer, for base64 text (/segment) or an uploaded file (/segment-image)."""
+        started = time.perf_counter()
+        request_id = ctx.request.headers.get("x-request-id", "")
+        try:
+            cut = self._check_options(options)
+            prepared, prob = await self._segment_one(image)
+            fields = await self._encode(pipeline.finish, prepared, prob, cut, options)
+        except ApiError as e:
+            return self._respond(ctx, self._error(e, started, request_id), e.status)
+        self._log(request_id, what, started)
+        return self._respond(ctx, SegmentResponse(**fields, request_id=request_id, model_info=self.brief,
+                                                  processing_time_ms=_ms(started)))
 
     # -- POST APIs --
 
     @bentoml.api(route=f"{PREFIX}/segment")
-    async def segment(self, image_data: str, threshold: float | None = None, return_confidence: bool = False,
-                      return_contours: bool = False, return_visualizations: bool = False,
-                      ctx: bentoml.Context = None) -> SegmentResponse:
-        """Segment the nails in one image (base64 JPEG, PNG or BMP)."""
+    async def segment(self, image_data: Annotated[str, SegmentRequest.model_fields["image_data"]],
+                      threshold: Threshold = None, return_confidence: ReturnConfidence = False,
+                      return_contours: ReturnContours = False, return_visualizations: ReturnVisualizations = False,
+                      mask_format: MaskFormatOption = "png", ctx: bentoml.Context = None) -> SegmentResponse:
+        """Segment the nails in one image sent as base64 JPEG, PNG or BMP in a JSON body."""
+        options = SegmentOptions(threshold=threshold, return_confidence=return_confidence,  # body checked by RequestGuard
+                                 return_contours=return_contours, return_visualizations=return_visualizations,
+                                 mask_format=mask_format)
+        return await self._segment_response(ctx, "segment", image_data, options)
+
+    @bentoml.api(route=f"{PREFIX}/segment-image")
+    async def segment_image(self, image: ImageFile, threshold: Threshold = None,
+                            return_confidence: ReturnConfidence = False, return_contours: ReturnContours = False,
+                            return_visualizations: ReturnVisualizations = False,
+                            mask_format: MaskFormatOption = "png", ctx: bentoml.Context = None) -> SegmentResponse:
+        """Segment the nails in an uploaded photo (multipart: file part `image`, options as form fields)."""
+        options = SegmentOptions(threshold=threshold, return_confidence=return_confidence,  # form checked by RequestGuard
+                                 return_contours=return_contours, return_visualizations=return_visualizations,
+                                 mask_format=mask_format)
+        return await self._segment_response(ctx, "segment-image", image, options)
+
+    @bentoml.api(route=f"{PREFIX}/mask")
+    async def mask(self, image: ImageFile, threshold: Threshold = None,
+                   overlay: Annotated[bool, MaskRequest.model_fields["overlay"]] = False,
+                   ctx: bentoml.Context = None) -> PngImage:
+        """An uploaded photo's mask as a PNG (255 = nail), or with overlay=true the photo with the mask over it."""
         started = time.perf_counter()
         request_id = ctx.request.headers.get("x-request-id", "")
-        options = SegmentOptions(threshold=threshold, return_confidence=return_confidence,  # body checked by RequestGuard
-                                 return_contours=return_contours, return_visualizations=return_visualizations)
+        options = MaskRequest(threshold=threshold, overlay=overlay)  # form checked by RequestGuard
         try:
-            cut = self._check_options(options)
-            (prepared,) = await self._prepare_many([image_data])
-            if isinstance(prepared, ApiError):
-                raise prepared
-            (prob,) = await self._infer([prepared])
-            fields = await asyncio.to_thread(pipeline.finish, prepared, prob, cut, options)
+            cut = self._threshold(options)
+            prepared, prob = await self._segment_one(image)
+            png = await self._encode(pipeline.mask_picture, prepared, prob, cut, overlay)
         except ApiError as e:
             return self._respond(ctx, self._error(e, started, request_id), e.status)
-        self._log(request_id, "segment", started)
-        return self._respond(ctx, SegmentResponse(**fields, request_id=request_id, model_info=self.brief,
-                                                  processing_time_ms=_ms(started)))
+        self._log(request_id, "mask", started)
+        ctx.response.status_code = 200
+        return Response(png, media_type="image/png")
 
     @bentoml.api(route=f"{PREFIX}/segment-batch")
-    async def segment_batch(self, images: list[dict], threshold: float | None = None,
-                            return_confidence: bool = False, return_contours: bool = False,
-                            return_visualizations: bool = False, ctx: bentoml.Context = None) -> SegmentBatchResponse:
+    async def segment_batch(self, images: Annotated[list[BatchImage], SegmentBatchRequest.model_fields["images"]],
+                            threshold: Threshold = None, return_confidence: ReturnConfidence = False,
+                            return_contours: ReturnContours = False,
+                            return_visualizations: ReturnVisualizations = False,
+                            mask_format: MaskFormatOption = "png", ctx: bentoml.Context = None) -> SegmentBatchResponse:
         """Segment several images; a bad image fails only its own entry."""
         started = time.perf_counter()
         request_id = ctx.request.headers.get("x-request-id", "")
         request = SegmentBatchRequest(images=images, threshold=threshold, return_confidence=return_confidence,
-                                      return_contours=return_contours, return_visualizations=return_visualizations)
+                                      return_contours=return_contours, return_visualizations=return_visualizations,
+                                      mask_format=mask_format)
         limits = self.settings.limits
         try:
             if not self.settings.inference.enable_batch_processing:
@@ -323,13 +411,13 @@ class UNetAPI:
                                                        request_id=request_id, model_info=self.brief))
                 return results
 
-            results = await asyncio.to_thread(finish_all)
+            results = await self._encode(finish_all)
         except ApiError as e:
             return self._respond(ctx, self._error(e, started, request_id), e.status)
         elapsed = _ms(started)
         for r in results:
             r.processing_time_ms = elapsed
-        self._log(request_id, "segment-batch", started, len(results))
+        self._log(request_id, "segment-batch", started, sum(r.success for r in results))
         return self._respond(ctx, SegmentBatchResponse(
             results=results, batch_size=len(results), total_processing_time_ms=elapsed, processing_time_ms=elapsed,
             request_id=request_id, model_info=self.brief))
@@ -356,13 +444,17 @@ class UNetAPI:
             model_info=self.brief, processing_time_ms=_ms(started)))
 
 
+UNetAPI.add_asgi_middleware(metrics.RequestMetrics)  # first: outermost, so the guard's refusals count too
 UNetAPI.add_asgi_middleware(
     RequestGuard,
     max_body_bytes=settings.max_body_bytes,
     validated={f"{PREFIX}/segment": SegmentRequest, f"{PREFIX}/segment-batch": SegmentBatchRequest,
                f"{PREFIX}/initialize": InitializeRequest},
+    forms={f"{PREFIX}/segment-image": SegmentOptions, f"{PREFIX}/mask": MaskRequest},
     model_info=lambda: _current_brief(),
 )
+
+UNetAPI.add_asgi_middleware(OpenApiDocs, max_batch_images=settings.limits.max_batch_images)
 
 
 def _current_brief() -> ModelInfoBrief | None:

@@ -5,6 +5,7 @@
   limit is passed (chunked uploads).
 - JSON bodies of the validated routes are parsed and checked against their pydantic models
   here, so a bad request gets our error body (code, message, field details), not BentoML's.
+- Multipart bodies of the upload routes (``forms``) are checked the same way (nailseg/uploads.py).
 - Any other error response (404, 405, BentoML's own) is rewritten into the same error shape,
   without internals.
 """
@@ -22,6 +23,7 @@ from pydantic import BaseModel, ValidationError
 from nailseg import reqlog
 from nailseg.errors import ErrorCode
 from nailseg.schemas import ErrorDetail, ErrorResponse, ModelInfoBrief
+from nailseg.uploads import check_form
 
 Scope = dict[str, Any]
 Message = dict[str, Any]
@@ -41,10 +43,11 @@ class _BodyTooLarge(Exception):
 
 class RequestGuard:
     def __init__(self, app, *, max_body_bytes: int, validated: dict[str, type[BaseModel]],
-                 model_info: Callable[[], ModelInfoBrief | None]):
+                 model_info: Callable[[], ModelInfoBrief | None], forms: dict[str, type[BaseModel]] | None = None):
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.validated = validated
+        self.forms = forms or {}
         self.model_info = model_info
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -66,28 +69,47 @@ class RequestGuard:
             )
 
         schema = self.validated.get(scope["path"]) if scope["method"] == "POST" else None
-        if schema is not None:
-            problem, body = await self._read_and_validate(scope, receive, schema)
+        form = self.forms.get(scope["path"]) if scope["method"] == "POST" else None
+        if schema is not None or form is not None:
+            problem, body = await (self._read_and_validate(scope, receive, schema) if schema is not None
+                                   else self._read_and_check_form(scope, receive, form))
             if problem is not None:
                 return await _send_json(send, problem[0].status, error(*problem), request_id)
             receive = _replay(body)
+        if schema is not None:
             scope["headers"] = [(k, v) for k, v in scope["headers"] if k != b"content-type"]
             scope["headers"].append((b"content-type", b"application/json"))
 
         await self.app(scope, receive, _ErrorShaper(send, request_id, error, scope["path"]))
 
-    async def _read_and_validate(self, scope: Scope, receive: Receive, schema: type[BaseModel]):
+    async def _read_checked(self, scope: Scope, receive: Receive, wrong_media: Callable[[bytes], str | None]):
+        """(problem, body): the body read up to the size limit, unless its length or media type is refused."""
         headers = dict(scope["headers"])
         length = headers.get(b"content-length")
         if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
             return (ErrorCode.BODY_TOO_LARGE, f"body is {int(length)} bytes; the limit is {self.max_body_bytes}"), b""
         media = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
-        if media.startswith(b"multipart/") or media == b"application/vnd.bentoml+pickle":
-            return (ErrorCode.UNSUPPORTED_MEDIA_TYPE, f"send a JSON body, not {media.decode(errors='replace')}"), b""
+        if (refusal := wrong_media(media)) is not None:
+            return (ErrorCode.UNSUPPORTED_MEDIA_TYPE, refusal), b""
         try:
-            body = await _read_body(receive, self.max_body_bytes)
+            return None, await _read_body(receive, self.max_body_bytes)
         except _BodyTooLarge:
             return (ErrorCode.BODY_TOO_LARGE, f"body exceeds the limit of {self.max_body_bytes} bytes"), b""
+
+    async def _read_and_check_form(self, scope: Scope, receive: Receive, form: type[BaseModel]):
+        problem, body = await self._read_checked(scope, receive, lambda media: None if media == b"multipart/form-data"
+                                                 else "send multipart/form-data with the photo as a file part "
+                                                      "named 'image'")
+        if problem is None:
+            problem = await check_form(body, scope["headers"], form)
+        return problem, body
+
+    async def _read_and_validate(self, scope: Scope, receive: Receive, schema: type[BaseModel]):
+        problem, body = await self._read_checked(
+            scope, receive, lambda media: f"send a JSON body, not {media.decode(errors='replace')}"
+            if media.startswith(b"multipart/") or media == b"application/vnd.bentoml+pickle" else None)
+        if problem is not None:
+            return problem, b""
         try:
             schema.model_validate_json(body)  # pydantic's own parser: ~6x faster than json.loads + validate
         except ValidationError as e:

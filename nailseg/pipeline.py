@@ -6,15 +6,24 @@ The API service, the evaluation script and the benchmark all use these functions
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 from PIL import Image
 
-from nailseg import postprocess
+from nailseg import maskformats, postprocess
 from nailseg.errors import ApiError, ErrorCode
-from nailseg.imaging import b64_png, decode_base64, decode_opened, decode_reduced, open_image
+from nailseg.imaging import decode_base64, decode_opened, decode_reduced, encode_png, open_image
 from nailseg.preprocess import Preprocessing, resize_to_model
-from nailseg.schemas import SegmentOptions
+
+
+class FinishOptions(Protocol):
+    """What ``finish`` reads from a request (nailseg.schemas.SegmentOptions has these fields)."""
+
+    return_confidence: bool
+    return_contours: bool
+    return_visualizations: bool
+    mask_format: str
 
 
 @dataclass
@@ -39,14 +48,16 @@ def prepare(image_data: str, prep: Preprocessing, max_pixels: int) -> PreparedIm
     return prepare_bytes(decode_base64(image_data), prep, max_pixels)
 
 
-def prepare_many(images: list[str], prep: Preprocessing, max_pixels: int,
+def prepare_many(images: list[str | bytes], prep: Preprocessing, max_pixels: int,
                  max_total_pixels: int | None = None) -> list[PreparedImage | ApiError]:
-    """Each image prepared, or its own ApiError. With ``max_total_pixels``, the pixels the good images'
+    """Each image (base64 text or raw bytes) prepared, or its own ApiError. With ``max_total_pixels``, the pixels the good images'
     headers declare are added up before any is decoded; over the budget, the whole request is refused."""
     opened: list[tuple[bytes, Image.Image] | ApiError] = []
     for data in images:
         try:
-            raw = decode_base64(data)
+            raw = decode_base64(data) if isinstance(data, str) else data  # base64 text or an uploaded file
+            if not raw:
+                raise ApiError(ErrorCode.EMPTY_IMAGE, "the image is empty (zero bytes)")
             opened.append((raw, open_image(raw, max_pixels)))
         except ApiError as e:
             opened.append(e)
@@ -76,11 +87,21 @@ def picture(prepared: PreparedImage) -> np.ndarray:
     return resize_to_model(rgb, (h, w))
 
 
-def finish(prepared: PreparedImage, prob: np.ndarray, threshold: float, options: SegmentOptions) -> dict:
+def mask_picture(prepared: PreparedImage, prob: np.ndarray, threshold: float, overlay: bool) -> bytes:
+    """PNG bytes of the mask, or with ``overlay`` of the photo (at the pictures' bounded size) with the mask
+    tinted over it."""
+    if overlay:
+        rgb = picture(prepared)
+        full = postprocess.probability_at(prob, *rgb.shape[:2])
+        return encode_png(postprocess.overlay(rgb, postprocess.mask_from(full, threshold)))
+    return encode_png(mask_for(prepared, prob, threshold)[1])
+
+
+def finish(prepared: PreparedImage, prob: np.ndarray, threshold: float, options: FinishOptions) -> dict:
     """The segmentation fields of a response (mask, and what the options ask for)."""
     full, mask = mask_for(prepared, prob, threshold)
     return {
-        "mask_data": b64_png(mask),
+        **maskformats.mask_fields(mask, options.mask_format),
         "confidence_scores": postprocess.confidence(full, mask) if options.return_confidence else None,
         "contours": postprocess.contours(mask) if options.return_contours else None,
         "visualizations": (postprocess.visualizations(picture(prepared), prob, threshold)

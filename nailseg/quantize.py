@@ -23,36 +23,15 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from pydantic import BaseModel
 
+from nailseg import pipeline
 from nailseg.backends import INT8_FAILED_XML, INT8_XML, convert_to_openvino
 from nailseg.model import AttentionUNet
+from nailseg.model_info import GATE_MAX_PROB_DIFF, GATE_MIN_IOU, GATE_THRESHOLD, Int8Gate  # noqa: F401 (re-exported)
 from nailseg.preprocess import Preprocessing, to_tensor
 
 DEFAULT_CALIBRATION = Path(__file__).resolve().parents[1] / "examples"
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
-GATE_MIN_IOU = 0.97  # pooled IoU of the int8 and fp32 masks (bundled model: 0.981)
-GATE_MAX_PROB_DIFF = 0.01  # mean |p_int8 - p_fp32| over all pixels (bundled model: 0.0016)
-GATE_THRESHOLD = 0.5  # the masks compared are at this threshold, at the model's resolution
-
-
-class Int8Gate(BaseModel):
-    """How the int8 model agreed with fp32 at import time; stored in the model's metadata."""
-
-    passed: bool
-    mask_iou: float
-    mean_abs_prob_diff: float
-    min_mask_iou: float = GATE_MIN_IOU
-    max_mean_abs_prob_diff: float = GATE_MAX_PROB_DIFF
-    threshold: float = GATE_THRESHOLD
-    inputs: int  # calibration photos x 4 (each photo and its three flips)
-    calibration_images: str  # the calibration folder's name
-
-    def summary(self) -> str:
-        """e.g. ``IoU 0.981 >= 0.97, mean |dp| 0.0016 <= 0.01``."""
-        iou_ok, diff_ok = self.mask_iou >= self.min_mask_iou, self.mean_abs_prob_diff <= self.max_mean_abs_prob_diff
-        return (f"IoU {self.mask_iou:.3f} {'>=' if iou_ok else '<'} {self.min_mask_iou}, mean |dp| "
-                f"{self.mean_abs_prob_diff:.4f} {'<=' if diff_ok else '>'} {self.max_mean_abs_prob_diff}")
 
 
 def nncf_available() -> bool:
@@ -67,8 +46,6 @@ def calibration_photos(photo_dir: Path) -> list[Path]:
 
 def calibration_inputs(photo_dir: Path, prep: Preprocessing) -> list[np.ndarray]:
     """Each photo in ``photo_dir`` (and its three flips) as a (1, 3, H, W) float32 model input."""
-    from nailseg import pipeline  # here, not at the top: pipeline -> schemas -> store imports this module
-
     photos = calibration_photos(photo_dir)
     if not photos:
         raise ValueError(f"{photo_dir}: no photos (.jpg, .png, .webp) to calibrate int8 with")

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
-from nailseg.quantize import Int8Gate
-from nailseg.store import StoredModelInfo
+from nailseg.model_info import Int8Gate, StoredModelInfo
 
 SUPPORTED_FORMATS = ["JPEG", "PNG", "BMP"]
+MaskFormat = Literal["png", "coco_rle", "polygons"]
 
 
 class _Request(BaseModel):
@@ -20,9 +20,21 @@ class _Request(BaseModel):
 class SegmentOptions(_Request):
     threshold: float | None = Field(None, ge=0.0, le=1.0, allow_inf_nan=False,
                                     description="mask cut-off; config.yaml's inference.threshold when absent")
-    return_confidence: StrictBool = False
-    return_contours: StrictBool = False
-    return_visualizations: StrictBool = False
+    return_confidence: StrictBool = Field(False, description="add mean nail probabilities (confidence_scores)")
+    return_contours: StrictBool = Field(False, description="add each nail's outline, area and bounding box "
+                                        "(contours), largest first")
+    return_visualizations: StrictBool = Field(False, description="add an overlay and a heatmap picture "
+                                              "(visualizations, base64 PNG)")
+    mask_format: MaskFormat = Field("png", description="how the mask is returned: `png` (base64 PNG in mask_data), "
+                                    "`coco_rle` (COCO run-length encoding in mask_rle, as pycocotools writes it) or "
+                                    "`polygons` (outer outlines in polygons, COCO's flat [x1, y1, x2, y2, ...])")
+
+
+class MaskRequest(_Request):
+    """The form fields of POST /mask (besides the image file)."""
+
+    threshold: float | None = SegmentOptions.model_fields["threshold"]
+    overlay: StrictBool = Field(False, description="return the photo with the mask tinted over it instead of the mask")
 
 
 class SegmentRequest(SegmentOptions):
@@ -30,11 +42,12 @@ class SegmentRequest(SegmentOptions):
 
 
 class BatchImage(_Request):
-    image_data: str = Field(min_length=1)
+    image_data: str = SegmentRequest.model_fields["image_data"]
 
 
 class SegmentBatchRequest(SegmentOptions):
-    images: list[BatchImage]
+    images: list[BatchImage] = Field(description="the images, at most limits.max_batch_images (config.yaml) a "
+                                     "request; the options apply to each")
 
 
 class InitializeRequest(_Request):
@@ -67,6 +80,13 @@ class Contour(BaseModel):
     bounding_box: BoundingBox
 
 
+class CocoRle(BaseModel):
+    """A COCO compressed RLE: ``pycocotools.mask.decode(rle)`` gives the (h, w) mask (1 = nail)."""
+
+    size: tuple[int, int] = Field(description="[height, width]")
+    counts: str = Field(description="column-major run lengths (background first), in COCO's compressed string form")
+
+
 class Visualizations(BaseModel):
     overlay: str = Field(description="base64 PNG: the photo with the mask tinted over it")
     heatmap: str = Field(description="base64 PNG: nail probability as a colour map")
@@ -80,7 +100,11 @@ class _Response(BaseModel):
 
 class SegmentResponse(_Response):
     success: bool = True
-    mask_data: str = Field(description="base64 PNG, 0 = background, 255 = nail, at the input's width and height")
+    mask_data: str | None = Field(None, description="base64 PNG, 0 = background, 255 = nail, at the input's width "
+                                  "and height (mask_format `png`, the default)")
+    mask_rle: CocoRle | None = Field(None, description="the mask as COCO RLE (mask_format `coco_rle`)")
+    polygons: list[list[int]] | None = Field(None, description="each nail's outline as [x1, y1, x2, y2, ...] in "
+                                             "pixels, largest first (mask_format `polygons`)")
     confidence_scores: ConfidenceScores | None = None
     contours: list[Contour] | None = None
     visualizations: Visualizations | None = None

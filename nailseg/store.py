@@ -14,33 +14,18 @@ from typing import Any
 
 import bentoml
 import torch
-from pydantic import BaseModel
 from safetensors.torch import load_file, save_file
 
 from nailseg import quantize
 from nailseg.backends import IR_XML, OPENVINO_DIR, export_openvino, openvino_available
 from nailseg.checkpoint import Checkpoint, CheckpointError
 from nailseg.config import Settings
-from nailseg.model import Architecture, AttentionUNet, parameter_count
+from nailseg.model import AttentionUNet, parameter_count
+from nailseg.model_info import StoredModelInfo
 from nailseg.preprocess import Preprocessing
 
 MODEL_NAME = "unet"
 WEIGHTS_FILE = "weights.safetensors"
-
-
-class StoredModelInfo(BaseModel):
-    """The metadata written with every imported model."""
-
-    architecture: Architecture
-    architecture_source: str
-    model_variant: str
-    parameters: int
-    preprocessing: Preprocessing
-    preprocessing_source: str  # "checkpoint" or "config.yaml"
-    source_file: str
-    source_sha256: str
-    training: dict[str, Any] = {}
-    int8_gate: quantize.Int8Gate | None = None  # None: no int8 model (no nncf, or imported before the gate)
 
 
 def preprocessing_for(ckpt: Checkpoint, settings: Settings) -> tuple[Preprocessing, str]:

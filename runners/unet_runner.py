@@ -7,7 +7,6 @@ arrays reach it, so one bad request can never fail a batch that holds others.
 
 from __future__ import annotations
 
-import functools
 import logging
 import threading
 import time
@@ -16,7 +15,8 @@ import bentoml
 import numpy as np
 import torch
 
-from nailseg import shutdown
+from nailseg import metrics, shutdown
+from nailseg.batching import cap_batch_wait
 from nailseg.config import get_settings
 from nailseg.engine import InferenceEngine
 from nailseg.schemas import RunnerStatus, SkippedModel
@@ -27,28 +27,7 @@ RUNNER_TIMEOUT_S = 120
 settings = get_settings()
 
 
-def cap_batch_wait(cap_seconds: float) -> None:
-    """Stop BentoML 1.4's batcher from holding lone requests after a burst.
-
-    Its dispatcher holds a request while ``n * wait_so_far`` is below the *average wait of the last
-    50 batches*. After a burst that average is large, and every held request logs the same long
-    wait again, so it never decays: in our benchmark single requests were held ~390 ms after a
-    concurrency-32 burst (26 ms on a fresh server). Capping the wait it learns at
-    ``inference.max_batch_wait_ms`` (default 0) leaves batching opportunistic: batches form from
-    requests that queue while the model is busy, and a lone request goes at once.
-    """
-    from bentoml._internal.marshal import dispatcher
-
-    original = getattr(dispatcher.Optimizer.log_outbound, "__wrapped__", dispatcher.Optimizer.log_outbound)
-
-    @functools.wraps(original)
-    def log_outbound(self, n: int, wait: float, duration: float) -> None:
-        original(self, n, min(wait, cap_seconds), duration)
-
-    dispatcher.Optimizer.log_outbound = log_outbound
-
-
-cap_batch_wait(settings.inference.max_batch_wait_ms / 1000)
+cap_batch_wait(settings.inference.max_batch_wait_ms / 1000)  # fails loudly on an unverified BentoML
 
 try:  # `bentoml serve` and `bentoml build` need a model: say how to get one, in one line
     require_stored(f"{MODEL_NAME}:{settings.model.tag}")
@@ -117,6 +96,8 @@ class UNetRunner:
             if warm_up:
                 engine.warm_up()
             self.engine, self.info, self.tag = engine, info, tag
+            metrics.get().model_served(tag=str(tag), backend=engine.backend.name, precision=str(engine.precision),
+                                       device=str(engine.device))
         seconds = time.perf_counter() - started
         log.info("loaded %s (%s, %s params) on %s, %s %s (%s), %d buffer slots of %d images, in %.1fs",
                  tag, info.model_variant, info.parameters, engine.device, engine.backend.name, engine.mode,
@@ -130,7 +111,14 @@ class UNetRunner:
     )
     def infer(self, images: np.ndarray) -> np.ndarray:
         """(N, H, W, 3) uint8 at model size -> (N, H, W) float32 nail probabilities."""
-        return self.engine.infer(images)
+        m, engine = metrics.get(), self.engine
+        m.batch_size.observe(len(images))
+        m.pool.set(min(1.0, engine.utilisation()["input_pool_utilization"] + len(images) / engine.capacity))
+        try:
+            with m.inference.time():
+                return engine.infer(images)
+        finally:
+            m.pool.set(engine.utilisation()["input_pool_utilization"])  # slots still in use by other calls
 
     @bentoml.api
     def status(self, refresh: bool = False) -> RunnerStatus:

@@ -1,0 +1,109 @@
+"""The service's own Prometheus metrics, on BentoML's /metrics (prometheus_client, multi-process).
+
+BentoML runs every worker with PROMETHEUS_MULTIPROC_DIR set and merges all processes' samples on
+/metrics (API and runner alike). ``prometheus_client`` must be imported only after that variable is
+set, or it stays in single-process mode and the samples never reach /metrics: so every metric is
+made on first use (``get()``), inside a worker, never at import time.
+
+| metric | type | labels | where |
+|---|---|---|---|
+| unet_requests_total | counter | endpoint, code (error code or OK) | API (RequestMetrics) |
+| unet_images_total | counter | endpoint | API: images segmented |
+| unet_stage_seconds | histogram | stage (decode, runner, encode) | API |
+| unet_batch_size | histogram | | runner: images per model call |
+| unet_inference_seconds | histogram | | runner: one model call |
+| unet_pool_utilization | gauge | | runner: buffer slots in use / capacity |
+| unet_model_info | gauge (1) | tag, backend, precision, device | runner: the model served |
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import time
+from typing import Any, Iterator
+
+STAGES = ("decode", "runner", "encode")
+ENDPOINTS = ("segment", "segment-image", "mask", "segment-batch", "initialize", "health", "model-info", "demo")
+PREFIX = "/api/unet/"
+_SECONDS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        from prometheus_client import Counter, Gauge, Histogram
+
+        self.requests = Counter("unet_requests_total", "API requests by endpoint and answer (error code or OK)",
+                                ["endpoint", "code"])
+        self.images = Counter("unet_images_total", "images segmented, by endpoint", ["endpoint"])
+        self.stage = Histogram("unet_stage_seconds", "time per image stage in the API service", ["stage"],
+                               buckets=_SECONDS)
+        self.batch_size = Histogram("unet_batch_size", "images per model call in the runner",
+                                    buckets=(1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64))
+        self.inference = Histogram("unet_inference_seconds", "one model call in the runner", buckets=_SECONDS)
+        self.pool = Gauge("unet_pool_utilization", "runner buffer slots in use / capacity", multiprocess_mode="livemax")
+        self.model_info = Gauge("unet_model_info", "the model the runner serves (1; 0 for one it served before)",
+                                ["tag", "backend", "precision", "device"], multiprocess_mode="livemax")
+        self._model_labels: dict[str, str] | None = None
+
+    @contextlib.contextmanager
+    def timed(self, stage: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.stage.labels(stage).observe(time.perf_counter() - started)
+
+    def model_served(self, **labels: str) -> None:
+        if self._model_labels is not None and self._model_labels != labels:
+            self.model_info.labels(**self._model_labels).set(0)
+        self.model_info.labels(**labels).set(1)
+        self._model_labels = labels
+
+
+@functools.cache
+def get() -> Metrics:
+    return Metrics()
+
+
+def endpoint_of(path: str) -> str | None:
+    if not path.startswith(PREFIX):
+        return None
+    name = path[len(PREFIX):]
+    return name if name in ENDPOINTS else None
+
+
+class RequestMetrics:
+    """ASGI middleware (outside RequestGuard, so its refusals count too): unet_requests_total by the
+    answer's error code (read from our error body: small) or OK."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        endpoint = endpoint_of(scope["path"]) if scope["type"] == "http" else None
+        if endpoint is None:
+            return await self.app(scope, receive, send)
+        state: dict[str, Any] = {"status": 500, "body": []}
+
+        async def watch(message) -> None:
+            if message["type"] == "http.response.start":
+                state["status"] = message["status"]
+            elif message["type"] == "http.response.body" and state["status"] >= 400:
+                state["body"].append(message.get("body", b""))
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watch)
+        finally:
+            get().requests.labels(endpoint, _code(state["status"], b"".join(state["body"]))).inc()
+
+
+def _code(status: int, body: bytes) -> str:
+    if status < 400:
+        return "OK"
+    try:
+        return str(json.loads(body)["error"]["code"])
+    except (ValueError, KeyError, TypeError):
+        return f"HTTP_{status}"
