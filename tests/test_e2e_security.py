@@ -6,6 +6,7 @@ from __future__ import annotations
 import concurrent.futures
 import secrets
 
+import bentoml
 import httpx
 import numpy as np
 import pytest
@@ -55,6 +56,12 @@ def test_segment_needs_a_valid_key(keyed):
     assert png_array(resp.json()["mask_data"]).shape == Image.open(example_photos()[0][0]).size[::-1]
     resp = keyed.post("/api/unet/segment", {"image_data": photo()}, headers=bearer(FILE_KEY))  # from the key file
     assert resp.status_code == 200 and np.any(png_array(resp.json()["mask_data"]))
+
+
+def test_bentoml_client_sends_its_token_as_a_bearer_key(keyed):
+    with bentoml.SyncHTTPClient(keyed.url, token=fresh_key()) as client:
+        result = client.segment(image_data=photo())
+    assert result["success"] is True and np.any(png_array(result["mask_data"]))
 
 
 def test_probes_and_metrics_stay_open_and_the_rest_is_closed(keyed):
