@@ -122,10 +122,12 @@ class RequestGuard:
         headers = dict(scope["headers"])
         length = headers.get(b"content-length")
         if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
-            return (ErrorCode.BODY_TOO_LARGE, f"body is {int(length)} bytes; the limit is {self.max_body_bytes}"), b"", None
+            return (ErrorCode.BODY_TOO_LARGE,
+                    f"body is {int(length)} bytes; the limit is {self.max_body_bytes}"), b"", None
         media = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
         if media.startswith(b"multipart/") or media == b"application/vnd.bentoml+pickle":
-            return (ErrorCode.UNSUPPORTED_MEDIA_TYPE, f"send a JSON body, not {media.decode(errors='replace')}"), b"", None
+            return (ErrorCode.UNSUPPORTED_MEDIA_TYPE,
+                    f"send a JSON body, not {media.decode(errors='replace')}"), b"", None
         try:
             body = await _read_body(receive, self.max_body_bytes)
         except _BodyTooLarge:

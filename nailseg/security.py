@@ -126,8 +126,8 @@ class AccessPolicy:
             return Refusal(ErrorCode.UNAUTHORIZED, "a valid API key is required: send 'Authorization: Bearer <key>' "
                                                    "or 'X-API-Key: <key>'")
         if path in self.admin_paths and caller.role is not Role.ADMIN:
-            why = "an admin key" if self.keys.has_admin else "an admin key, and none is configured (security.admin_keys)"
-            return Refusal(ErrorCode.FORBIDDEN, f"this endpoint needs {why}")
+            none = "" if self.keys.has_admin else ", and none is configured (security.admin_keys)"
+            return Refusal(ErrorCode.FORBIDDEN, f"this endpoint needs an admin key{none}")
         return caller
 
 
