@@ -22,6 +22,7 @@ import numpy as np
 from bentoml.validators import ContentType
 from pydantic import BaseModel, Field
 from starlette.applications import Starlette
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
@@ -29,7 +30,8 @@ from starlette.routing import Route
 from nailseg import demo, jsonbody, metrics, pipeline, reqlog, shutdown
 from nailseg.config import get_settings
 from nailseg.errors import ApiError, ErrorCode
-from nailseg.middleware import RequestGuard
+from nailseg.admission import InflightImages, RateLimiter
+from nailseg.middleware import RequestGuard, serve_known_paths_only
 from nailseg.openapi import OpenApiDocs
 from nailseg.pipeline import PreparedImage
 from nailseg.runner_watch import RunnerWatch, unavailable
@@ -38,6 +40,7 @@ from nailseg.schemas import (
     BatchImage, MaskFormat, MaskRequest, ModelInfoBrief, ModelInfoResponse, RunnerStatus, SegmentBatchRequest,
     SegmentOptions, SegmentRequest, SegmentBatchResponse, SegmentResponse,
 )
+from nailseg.security import AccessPolicy, shown_checkpoint_path
 from runners.unet_runner import UNetRunner
 
 PREFIX = "/api/unet"
@@ -112,7 +115,7 @@ async def model_info(request: Request) -> Response:
     body = ModelInfoResponse(
         model_tag=status.model_tag,
         model_variant=m.model_variant,
-        checkpoint_path=m.source_file,
+        checkpoint_path=shown_checkpoint_path(m.source_file, svc.settings.security.expose_server_paths),
         checkpoint_sha256=m.source_sha256,
         model_parameters=m.parameters,
         input_shape=[1, m.architecture.input_channels, h, w],
@@ -444,7 +447,13 @@ class UNetAPI:
             model_info=self.brief, processing_time_ms=_ms(started)))
 
 
+serve_known_paths_only()
 UNetAPI.add_asgi_middleware(metrics.RequestMetrics)  # first: outermost, so the guard's refusals count too
+if settings.security.cors_origins:  # outside the guard: its 401/429/503 answers carry CORS headers too
+    UNetAPI.add_asgi_middleware(CORSMiddleware, allow_origins=settings.security.cors_origins,
+                                allow_methods=["GET", "POST"], allow_headers=["Authorization", "X-API-Key",
+                                                                              "Content-Type", "X-Request-ID"],
+                                expose_headers=["X-Request-ID", "Retry-After"], max_age=600)
 UNetAPI.add_asgi_middleware(
     RequestGuard,
     max_body_bytes=settings.max_body_bytes,
@@ -452,6 +461,10 @@ UNetAPI.add_asgi_middleware(
                f"{PREFIX}/initialize": InitializeRequest},
     forms={f"{PREFIX}/segment-image": SegmentOptions, f"{PREFIX}/mask": MaskRequest},
     model_info=lambda: _current_brief(),
+    access=AccessPolicy.from_settings(settings.security, admin_paths=[f"{PREFIX}/initialize"]),
+    rate_limit=RateLimiter(settings.limits.rate_limit_per_minute, settings.limits.rate_limit_burst),
+    inflight=InflightImages(settings.max_inflight_images),
+    image_paths=frozenset({f"{PREFIX}/segment", f"{PREFIX}/segment-batch", f"{PREFIX}/segment-image", f"{PREFIX}/mask"}),
 )
 
 UNetAPI.add_asgi_middleware(OpenApiDocs, max_batch_images=settings.limits.max_batch_images)

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 ENV_PREFIX = "UNET_"
@@ -76,6 +76,44 @@ class LimitsSettings(_Section):
     max_batch_images: int = Field(32, ge=1)
     max_batch_pixels: int = Field(50_000_000, gt=0, description="pixels a /segment-batch request's images may "
                                   "declare together (413 before decoding)")
+    rate_limit_per_minute: float = Field(0, ge=0, description="requests a client (API key, else address) may "
+                                         "make per minute, per API process; 0: no rate limit")
+    rate_limit_burst: int = Field(0, ge=0, description="requests a client may make at once; 0: one minute's worth")
+    max_inflight_images: int = Field(0, ge=0, description="images the API process works on at once before it "
+                                     "answers 503 OVERLOADED; 0: batch_size x pool_size_multiplier x 4")
+
+
+DEFAULT_PUBLIC_PATHS = ["/readyz", "/livez", "/healthz", "/metrics", "/api/unet/health", "/api/unet/demo"]
+
+
+class SecuritySettings(_Section):
+    """API keys, open paths, CORS and what /model-info reveals. No keys: the service is open."""
+
+    api_keys: list[SecretStr] = Field([], description="keys that may call the API; empty (and no admin keys): open")
+    admin_keys: list[SecretStr] = Field([], description="keys that may also call admin endpoints (/initialize)")
+    api_keys_file: Path | None = Field(None, description="more API keys, one a line (# comments): a mounted secret")
+    admin_keys_file: Path | None = None
+    public_paths: list[str] = Field(DEFAULT_PUBLIC_PATHS, description="paths open without a key")
+    cors_origins: list[str] = Field([], description="browser origins allowed to call the API; empty: CORS off")
+    expose_server_paths: bool = Field(False, description="/model-info shows the checkpoint's full server path, "
+                                      "not only its file name")
+
+    @field_validator("api_keys", "admin_keys", "cors_origins", "public_paths", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        """UNET_SECURITY_API_KEYS=k1,k2 as well as the YAML list "[k1, k2]"."""
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("api_keys", "admin_keys")
+    @classmethod
+    def _sane_keys(cls, keys: list[SecretStr]) -> list[SecretStr]:
+        for key in keys:
+            text = key.get_secret_value()
+            if len(text) < 16 or any(c.isspace() for c in text):
+                raise ValueError("each key must be at least 16 characters, without spaces")
+        return keys
 
 
 class LoggingSettings(_Section):
@@ -90,11 +128,17 @@ class Settings(_Section):
     memory: MemorySettings = MemorySettings()
     health: HealthSettings = HealthSettings()
     limits: LimitsSettings = LimitsSettings()
+    security: SecuritySettings = SecuritySettings()
     logging: LoggingSettings = LoggingSettings()
 
     @property
     def max_body_bytes(self) -> int:
         return int(self.limits.max_body_mb * 2**20)
+
+    @property
+    def max_inflight_images(self) -> int:
+        """limits.max_inflight_images, or (0) enough for the runner's buffer sets four times over."""
+        return self.limits.max_inflight_images or self.inference.batch_size * self.memory.pool_size_multiplier * 4
 
     def with_inference(self, **changes: Any) -> Settings:
         """A copy with some ``inference`` keys changed (e.g. backend, precision)."""
@@ -152,6 +196,9 @@ def load_settings(path: Path | None = None, environ: dict[str, str] | None = Non
         raise ConfigError(f"{path}: {where}: {err['msg']}{more}") from None
     if not settings.model.checkpoint_dir.is_absolute():
         settings.model.checkpoint_dir = (path.parent / settings.model.checkpoint_dir).resolve()
+    for key in ("api_keys_file", "admin_keys_file"):
+        if (file := getattr(settings.security, key)) is not None and not file.is_absolute():
+            setattr(settings.security, key, (path.parent / file).resolve())
     return settings
 
 

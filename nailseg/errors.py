@@ -19,6 +19,10 @@ class ErrorCode(str, Enum):
     UNSUPPORTED_MEDIA_TYPE = ("UNSUPPORTED_MEDIA_TYPE", 415)
     NOT_FOUND = ("NOT_FOUND", 404)
     METHOD_NOT_ALLOWED = ("METHOD_NOT_ALLOWED", 405)
+    # keys and limits
+    UNAUTHORIZED = ("UNAUTHORIZED", 401)  # no API key, or one that is not configured
+    FORBIDDEN = ("FORBIDDEN", 403)  # a valid key without the right (an API key on an admin endpoint)
+    RATE_LIMITED = ("RATE_LIMITED", 429)  # over limits.rate_limit_per_minute (Retry-After)
     # an image
     INVALID_BASE64 = ("INVALID_BASE64", 400)
     EMPTY_IMAGE = ("EMPTY_IMAGE", 400)
@@ -35,6 +39,7 @@ class ErrorCode(str, Enum):
     # the server
     MODEL_NOT_READY = ("MODEL_NOT_READY", 503)
     RUNNER_UNAVAILABLE = ("RUNNER_UNAVAILABLE", 503)
+    OVERLOADED = ("OVERLOADED", 503)  # limits.max_inflight_images reached (Retry-After)
     INTERNAL_ERROR = ("INTERNAL_ERROR", 500)
 
 

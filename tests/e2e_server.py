@@ -30,13 +30,14 @@ class Server:
     log: Path
     proc: subprocess.Popen
 
-    def post(self, path: str, body, timeout: float = 120, **kw) -> httpx.Response:
+    def post(self, path: str, body, timeout: float = 120, headers: dict[str, str] | None = None,
+             **kw) -> httpx.Response:
         data = body if isinstance(body, (bytes, str)) else json.dumps(body)
-        return httpx.post(self.url + path, content=data, headers={"content-type": "application/json"},
+        return httpx.post(self.url + path, content=data, headers={"content-type": "application/json", **(headers or {})},
                           timeout=timeout, **kw)
 
-    def get(self, path: str, timeout: float = 60) -> httpx.Response:
-        return httpx.get(self.url + path, timeout=timeout)
+    def get(self, path: str, timeout: float = 60, headers: dict[str, str] | None = None) -> httpx.Response:
+        return httpx.get(self.url + path, timeout=timeout, headers=headers)
 
     @property
     def port(self) -> int:

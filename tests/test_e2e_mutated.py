@@ -4,7 +4,6 @@ schemathesis; the cost bounds (pixel budget of a batch, strict types) hold over 
 
 from __future__ import annotations
 
-import base64
 import collections
 import concurrent.futures
 import io

@@ -1,0 +1,159 @@
+"""End to end with keys, CORS, a rate limit and an inflight-image cap switched on (by UNET_* variables),
+on a real `bentoml serve .` (the same server code as test_e2e_service.py's `server`)."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import secrets
+
+import bentoml
+import httpx
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import example_photos
+from test_e2e_service import assert_error, b64, png_array, start_server
+
+KEYS = [secrets.token_hex(16) for _ in range(40)]  # one per test (or thread): the rate limit is per key
+ADMIN_KEY, FILE_KEY = secrets.token_hex(16), secrets.token_hex(16)
+ORIGIN = "https://nails.example"
+RATE, BURST, MAX_INFLIGHT = 6, 3, 2  # per minute: a key gets 3 requests at once, then one per 10 s
+OPEN_PATHS = ["/readyz", "/livez", "/healthz", "/metrics", "/api/unet/health"]
+_unused = iter(KEYS)
+
+
+def fresh_key() -> str:
+    return next(_unused)
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+@pytest.fixture(scope="module")
+def keyed(tmp_path_factory):
+    key_file = tmp_path_factory.mktemp("secret") / "api_keys"  # as a Kubernetes secret is mounted
+    key_file.write_text(f"# API keys, one a line\n\n{FILE_KEY}  # the CI client\n")
+    yield from start_server(
+        tmp_path_factory, UNET_SECURITY_API_KEYS=",".join(KEYS), UNET_SECURITY_ADMIN_KEYS=f"[{ADMIN_KEY}]",
+        UNET_SECURITY_API_KEYS_FILE=str(key_file), UNET_SECURITY_CORS_ORIGINS=ORIGIN,
+        UNET_LIMITS_RATE_LIMIT_PER_MINUTE=str(RATE), UNET_LIMITS_RATE_LIMIT_BURST=str(BURST),
+        UNET_LIMITS_MAX_INFLIGHT_IMAGES=str(MAX_INFLIGHT))
+
+
+def photo() -> str:
+    return b64(example_photos()[0][0])
+
+
+def test_segment_needs_a_valid_key(keyed):
+    for headers in ({}, bearer(secrets.token_hex(16)), {"X-API-Key": KEYS[0][:-1]}):
+        resp = keyed.post("/api/unet/segment", {"image_data": photo()}, headers=headers)
+        assert_error(resp, 401, "UNAUTHORIZED")
+        assert resp.headers["www-authenticate"].startswith("Bearer")
+    resp = keyed.post("/api/unet/segment", {"image_data": photo()}, headers={"X-API-Key": fresh_key()})
+    assert resp.status_code == 200
+    assert png_array(resp.json()["mask_data"]).shape == Image.open(example_photos()[0][0]).size[::-1]
+    resp = keyed.post("/api/unet/segment", {"image_data": photo()}, headers=bearer(FILE_KEY))  # from the key file
+    assert resp.status_code == 200 and np.any(png_array(resp.json()["mask_data"]))
+
+
+def test_bentoml_client_sends_its_token_as_a_bearer_key(keyed):
+    with bentoml.SyncHTTPClient(keyed.url, token=fresh_key()) as client:
+        result = client.segment(image_data=photo())
+    result = result if isinstance(result, dict) else result.model_dump()
+    assert result["success"] is True and np.any(png_array(result["mask_data"]))
+
+
+def test_probes_and_metrics_stay_open_and_the_rest_is_closed(keyed):
+    for path in OPEN_PATHS:
+        assert keyed.get(path).status_code == 200, path
+    for path in ("/api/unet/model-info", "/docs.json"):
+        assert_error(keyed.get(path), 401, "UNAUTHORIZED")
+
+
+def test_initialize_needs_an_admin_key(keyed):
+    assert_error(keyed.post("/api/unet/initialize", {}), 401, "UNAUTHORIZED")
+    assert_error(keyed.post("/api/unet/initialize", {}, headers=bearer(fresh_key())), 403, "FORBIDDEN")
+    resp = keyed.post("/api/unet/initialize", {"force_reload": False}, headers=bearer(ADMIN_KEY))
+    assert resp.status_code == 200 and resp.json()["success"]
+
+
+def test_keys_never_reach_the_log(keyed):
+    keyed.post("/api/unet/segment", {"image_data": "!!"}, headers=bearer(fresh_key()))
+    text = keyed.log.read_text()
+    assert not any(k in text for k in (*KEYS, ADMIN_KEY, FILE_KEY))
+
+
+def test_model_info_names_the_checkpoint_file_not_the_server_path(keyed):
+    body = keyed.get("/api/unet/model-info", headers=bearer(fresh_key())).json()
+    assert body["checkpoint_path"] == "best_model.pth"
+
+
+def test_rate_limit_is_per_key_with_retry_after(keyed):
+    key = fresh_key()
+    statuses = [keyed.get("/api/unet/model-info", headers=bearer(key)).status_code for _ in range(BURST)]
+    assert statuses == [200] * BURST
+    resp = keyed.get("/api/unet/model-info", headers=bearer(key))
+    assert_error(resp, 429, "RATE_LIMITED")
+    assert 1 <= int(resp.headers["retry-after"]) <= 60 / RATE
+    assert keyed.get("/api/unet/model-info", headers=bearer(fresh_key())).status_code == 200  # another client
+    assert keyed.get("/api/unet/health").status_code == 200  # open paths are not limited
+
+
+def test_images_past_the_inflight_cap_get_503_overloaded_at_once(keyed):
+    def segment(key: str) -> httpx.Response:
+        return keyed.post("/api/unet/segment", {"image_data": photo(), "return_visualizations": True},
+                          headers=bearer(key))
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(segment, [fresh_key() for _ in range(8)]))
+    refused = [r for r in answers if r.status_code != 200]
+    assert refused and len(refused) < len(answers)
+    for r in refused:
+        assert_error(r, 503, "OVERLOADED")
+        assert r.headers["retry-after"] == "1"
+    assert segment(fresh_key()).status_code == 200  # the count went back down
+
+
+def test_cors_allows_only_the_configured_origin(keyed):
+    preflight = {"Access-Control-Request-Method": "POST",
+                 "Access-Control-Request-Headers": "authorization,content-type"}
+    ok = httpx.options(keyed.url + "/api/unet/segment", headers={"Origin": ORIGIN, **preflight})
+    assert ok.status_code == 200 and ok.headers["access-control-allow-origin"] == ORIGIN
+    assert "authorization" in ok.headers["access-control-allow-headers"].lower()
+    refused = httpx.options(keyed.url + "/api/unet/segment", headers={"Origin": "https://evil.example", **preflight})
+    assert refused.status_code == 400 and "access-control-allow-origin" not in refused.headers
+    key = fresh_key()
+    simple = keyed.get("/api/unet/model-info", headers={"Origin": ORIGIN, **bearer(key)})
+    assert simple.status_code == 200 and simple.headers["access-control-allow-origin"] == ORIGIN
+    assert "x-request-id" in simple.headers["access-control-expose-headers"].lower()
+    other = keyed.get("/api/unet/model-info", headers={"Origin": "https://evil.example", **bearer(key)})
+    assert other.status_code == 200 and "access-control-allow-origin" not in other.headers
+
+
+def _series(metrics: str) -> set[str]:
+    return {line.rsplit(" ", 1)[0] for line in metrics.splitlines() if line and not line.startswith("#")}
+
+
+def test_unknown_paths_add_no_metric_series(keyed):
+    key = fresh_key()
+    assert_error(keyed.get("/api/unet/warm-up-path", headers=bearer(key)), 404, "NOT_FOUND")
+    keyed.get("/warm-up-path")  # the one shared label gets its series (401 and 404) now
+    before = _series(keyed.get("/metrics").text)
+    for i in range(200):
+        path = f"/{secrets.token_hex(6)}/{i}" if i % 2 else f"/api/unet/{secrets.token_hex(6)}"
+        resp = httpx.request("POST" if i % 3 else "GET", keyed.url + path, timeout=30)
+        assert_error(resp, 401, "UNAUTHORIZED")
+    assert_error(keyed.get(f"/static_content/{secrets.token_hex(6)}.js", headers=bearer(key)), 404, "NOT_FOUND")
+    after = _series(keyed.get("/metrics").text)
+    assert after == before
+    assert "warm-up-path" not in keyed.get("/metrics").text
+
+
+def test_trailing_slash_with_a_forged_host_is_a_404_not_a_redirect(keyed):
+    for headers in ({"Host": "evil.example"}, {"Host": "evil.example", **bearer(fresh_key())}):
+        resp = httpx.post(keyed.url + "/api/unet/segment/", json={"image_data": photo()}, headers=headers)
+        assert resp.status_code in (401, 404) and "location" not in resp.headers
+        assert_error(resp, resp.status_code, "UNAUTHORIZED" if resp.status_code == 401 else "NOT_FOUND")
+    assert resp.status_code == 404
