@@ -58,6 +58,31 @@ def run_import(env: dict[str, str], checkpoint: Path) -> str:
     return out.stdout
 
 
+def launch(cmd: list[str], env: dict[str, str], log: Path, url: str) -> subprocess.Popen:
+    """Start a server in its own process group; return once `url`/readyz answers 200 (else fail with its log)."""
+    with log.open("w") as out:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + 240
+    while True:
+        try:
+            if httpx.get(url + "/readyz", timeout=5).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            os.killpg(proc.pid, signal.SIGKILL)
+            pytest.fail(f"{' '.join(cmd[:3])} did not become ready:\n{log.read_text()[-4000:]}")
+        time.sleep(1)
+
+
+def stop(proc: subprocess.Popen) -> None:
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory) -> Server:
     home = tmp_path_factory.mktemp("bentoml_home")
@@ -66,28 +91,11 @@ def server(tmp_path_factory) -> Server:
            "UNET_LIMITS_MAX_IMAGE_PIXELS": "4000000", "UNET_HEALTH_HEALTH_CHECK_INTERVAL": "0"}
     assert "imported unet:" in run_import(env, require_bundled())
     port = free_port()
-    log = home / "serve.log"
-    with log.open("w") as out:
-        proc = subprocess.Popen([str(BIN / "bentoml"), "serve", ".", "--port", str(port), "--host", "127.0.0.1"],
-                                cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 240
-    while True:
-        try:
-            if httpx.get(url + "/readyz", timeout=5).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            os.killpg(proc.pid, signal.SIGKILL)
-            pytest.fail(f"bentoml serve did not become ready:\n{log.read_text()[-4000:]}")
-        time.sleep(1)
+    log = home / "serve.log"
+    proc = launch([str(BIN / "bentoml"), "serve", ".", "--port", str(port), "--host", "127.0.0.1"], env, log, url)
     yield Server(url, env, log)
-    os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(30)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
+    stop(proc)
 
 
 def b64(path_or_bytes) -> str:
