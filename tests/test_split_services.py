@@ -84,9 +84,10 @@ def test_health_model_info_and_initialize_reach_the_runner(split):
     assert init["success"] is True and init["service_ready"] is True and init["model_tag"] == split.model_tag
 
 
-def test_the_runner_process_serves_the_model_only(split):
+def test_the_runner_process_serves_the_model_only_and_both_answer_the_probes(split):
     assert split.runner.get("/api/unet/health").status_code == 404
-    assert split.runner.get("/readyz").status_code == 200
+    for server in (split.runner, split.api):  # the probes deploy/k8s gives both tiers
+        assert server.get("/readyz").status_code == 200 and server.get("/livez").status_code == 200
 
 
 def test_a_second_api_process_shares_the_runner(split, tmp_path):
