@@ -1,15 +1,16 @@
 # make serve: set up, import the bundled model, serve on :8001.  make test: set up, run all tests.
+# make container-test: build the Bento's image with podman, run it, segment a photo (root, minutes).
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PORT ?= 8001
 
-.PHONY: setup serve test bench
+.PHONY: setup serve test bench container-test
 setup: $(VENV)/.installed
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e ".[dev]"
+	$(PY) -m pip install -q -e ".[import,train,dev]"  # serving + import + training + tests
 	touch $@
 
 serve: setup
@@ -22,3 +23,6 @@ test: setup
 bench: setup
 	$(PY) -m pip install -q -e ".[bench]"
 	$(PY) -m bench.run
+
+container-test: setup
+	PYTHON=$(PY) BENTOML=$(VENV)/bin/bentoml deploy/container_test.sh

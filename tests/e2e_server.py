@@ -94,15 +94,26 @@ def wait_ready(server: Server, deadline_s: float = START_TIMEOUT_S) -> None:
         time.sleep(1)
 
 
+def start(cmd: list[str], env: dict[str, str], log: Path, url: str) -> Server:
+    """Run ``cmd`` (a server answering at ``url``) in its own process group, output to ``log``; not waited for."""
+    with log.open("w") as out:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    return Server(url, env, log, proc)
+
+
+def launch(cmd: list[str], env: dict[str, str], log: Path, url: str) -> Server:
+    """``start`` and wait for /readyz (else fail with its log)."""
+    server = start(cmd, env, log, url)
+    wait_ready(server)
+    return server
+
+
 @contextlib.contextmanager
 def serving(env: dict[str, str], ready: bool = True) -> Iterator[Server]:
     """`bentoml serve .` on a free port with ``env``; waits for /readyz (if ``ready``); always stopped."""
     port = free_port()
-    log = Path(env["BENTOML_HOME"]) / f"serve-{port}.log"
-    with log.open("w") as out:
-        proc = subprocess.Popen([str(BIN / "bentoml"), "serve", ".", "--port", str(port), "--host", "127.0.0.1"],
-                                cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    server = Server(f"http://127.0.0.1:{port}", env, log, proc)
+    server = start([str(BIN / "bentoml"), "serve", ".", "--port", str(port), "--host", "127.0.0.1"], env,
+                   Path(env["BENTOML_HOME"]) / f"serve-{port}.log", f"http://127.0.0.1:{port}")
     try:
         if ready:
             wait_ready(server)
