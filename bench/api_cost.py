@@ -28,11 +28,20 @@ MAX_PIXELS = 10**8
 BRIEF = ModelInfoBrief(model_variant="custom", device="cpu")
 
 
-def json_path(body: bytes, prep: Preprocessing, prob: np.ndarray) -> bytes:
+def json_request(body: bytes, prep: Preprocessing) -> tuple[SegmentRequest, pipeline.PreparedImage]:
+    """The JSON path up to the model: parse and validate the body, decode and resize the image."""
     request = SegmentRequest.model_validate_json(body)
-    prepared = pipeline.prepare(request.image_data, prep, MAX_PIXELS)
+    return request, pipeline.prepare(request.image_data, prep, MAX_PIXELS)
+
+
+def json_answer(request: SegmentRequest, prepared: pipeline.PreparedImage, prob: np.ndarray) -> bytes:
+    """The JSON path after the model: mask, PNG, base64, response JSON."""
     fields = pipeline.finish(prepared, prob, request.threshold, request)
     return jsonbody.dump(SegmentResponse(**fields, request_id="0" * 32, model_info=BRIEF, processing_time_ms=1.0))
+
+
+def json_path(body: bytes, prep: Preprocessing, prob: np.ndarray) -> bytes:
+    return json_answer(*json_request(body, prep), prob)
 
 
 def binary_path(raw: bytes, prep: Preprocessing, prob: np.ndarray) -> bytes:

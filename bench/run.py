@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import concurrent.futures
 import json
 import os
 import signal
@@ -32,7 +33,7 @@ import numpy as np
 import psutil
 import torch
 
-from bench.api_cost import api_costs, model_probabilities
+from bench.api_cost import api_costs, json_answer, json_request, model_probabilities
 from bench.load import LoadResult, closed_loop
 from nailseg import postprocess
 from nailseg.config import load_settings
@@ -78,6 +79,40 @@ def ceiling(engine, photos: list[bytes], seconds: float, sizes=None) -> list[dic
         results.append({"batch": n, "images_per_s": done / (time.perf_counter() - started),
                         "cpu_ms_per_image": 1000 * (time.process_time() - cpu) / done})
     return results
+
+
+def pipeline_ceiling(engine, bodies: list[bytes], seconds: float, threads: int | None = None) -> dict:
+    """The whole /segment path in one process, no HTTP and no runner hop: JSON bodies -> decode and
+    resize -> the engine at its batch size -> mask, PNG, response JSON; ``threads`` (default: one a
+    core) loops side by side, as the API's and runner's threads would. What the service could reach
+    on this machine if serving cost nothing."""
+    threads = threads or os.cpu_count()
+    n = engine.batch_size
+    batches = [[bodies[(k * n + i) % len(bodies)] for i in range(n)] for k in range(len(bodies))]
+
+    def one_batch(k: int) -> None:
+        parsed = [json_request(b, engine.prep) for b in batches[k % len(batches)]]
+        probs = engine.infer(np.stack([p.model_input for _, p in parsed]))
+        for (request, prepared), prob in zip(parsed, probs):
+            json_answer(request, prepared, prob)
+
+    one_batch(0)
+    done, stop_at = [0] * threads, time.perf_counter() + seconds
+
+    def loop(t: int) -> None:
+        k = t
+        while time.perf_counter() < stop_at:
+            one_batch(k)
+            done[t] += n
+            k += threads
+
+    started, cpu = time.perf_counter(), psutil.Process().cpu_times()
+    with concurrent.futures.ThreadPoolExecutor(threads) as pool:
+        list(pool.map(loop, range(threads)))
+    elapsed, used = time.perf_counter() - started, psutil.Process().cpu_times()
+    images = sum(done)
+    return {"batch": n, "threads": threads, "images_per_s": images / elapsed,
+            "cpu_ms_per_image": 1000 * (used.user + used.system - cpu.user - cpu.system) / images}
 
 
 def backend_comparison(checkpoint: Path, photos: list[bytes], settings, seconds: float) -> list[dict]:
@@ -278,15 +313,29 @@ def print_precisions(by_precision: dict[str, dict], naive_top: LoadResult) -> No
     """One row per precision setting: what it served and why, throughput, latency, CPU per request by process."""
     print("\n| precision setting | served (why) | img/s at c = " + " / ".join(
         str(r.concurrency) for r in by_precision["auto"]["load"][:-1]) + " | p50 ms c=1 | errors | "
-        "CPU ms/request at top c: API / runner | service / naive at top c |")
-    print("|---|---|---|---|---|---|---|")
+        "CPU ms/request at top c: API / runner | service / naive at top c | ceilings img/s: model / pipeline | "
+        "service / model ceiling | service / pipeline ceiling |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for setting, v in by_precision.items():
         rows, top = v["load"][:-1], v["load"][-2]
         cpu = top.server_cpu_ms_per_request
+        model, whole = v["ceiling_model"]["images_per_s"], v["ceiling_pipeline"]["images_per_s"]
         print(f"| {setting} | {v['precision']} ({v['precision_reason']}) | "
               + " / ".join(f"{r.images_per_s:.1f}" for r in rows) + f" | {rows[0].p50_ms:.0f} | "
               f"{sum(r.errors for r in v['load'])} | {cpu.get('unet_api', 0):.1f} / {cpu.get('unet_runner', 0):.1f} | "
-              f"{top.images_per_s / max(naive_top.images_per_s, 1e-9):.1f}x |")
+              f"{top.images_per_s / max(naive_top.images_per_s, 1e-9):.1f}x | {model:.1f} / {whole:.1f} | "
+              f"{top.images_per_s / model:.2f} | {top.images_per_s / whole:.2f} |")
+
+
+def ceilings(checkpoint: Path, settings, precision: str, bodies, photos, seconds: float, engine=None) -> dict:
+    """In-process ceilings for the engine the service builds at this precision: the model alone at its
+    best batch, and the whole /segment path (``pipeline_ceiling``)."""
+    engine = engine or engine_for(checkpoint, settings.with_inference(precision=precision))
+    model = max(ceiling(engine, photos, seconds, sizes=(1, engine.batch_size)), key=lambda r: r["images_per_s"])
+    whole = pipeline_ceiling(engine, bodies, seconds)
+    print(f"  {precision} ({engine.precision}): model {model['images_per_s']:.1f} img/s at batch {model['batch']}, "
+          f"whole pipeline {whole['images_per_s']:.1f} img/s ({whole['cpu_ms_per_image']:.1f} ms CPU/image)", flush=True)
+    return {"ceiling_model": model, "ceiling_pipeline": whole}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -327,6 +376,9 @@ def main(argv: list[str] | None = None) -> None:
         forced_served, rows = bench_service(env, forced, bodies, args.levels, args.seconds, args.out)
         by_precision[forced] = {**forced_served, "load": rows}
     naive = bench_naive(args.checkpoint, bodies, args.levels, args.seconds, args.out)
+    print("in-process ceilings per precision served:")
+    for setting, v in by_precision.items():
+        v.update(ceilings(args.checkpoint, settings, setting, bodies, photos, min(args.seconds / 2, 10)))
 
     best_row = max(ceil, key=lambda r: r["images_per_s"])
     best = best_row["images_per_s"]
@@ -347,6 +399,9 @@ def main(argv: list[str] | None = None) -> None:
             f"service_c{top_s.concurrency}_over_naive": top_s.images_per_s / max(top_n.images_per_s, 1e-9),
             "p50_c1_service_over_naive": service[0].p50_ms / naive[0].p50_ms,
             "p50_c1_after_burst_over_fresh_service": service_after.p50_ms / service[0].p50_ms,
+            **{f"{setting}_service_c{top_s.concurrency}_over_{kind}_ceiling":
+               v["load"][-2].images_per_s / v[f"ceiling_{kind}"]["images_per_s"]
+               for setting, v in by_precision.items() for kind in ("model", "pipeline")},
         },
     }
     print("\n| concurrency | service img/s | p50 / p95 / p99 ms | errors | naive img/s | p50 / p95 / p99 ms | errors |")

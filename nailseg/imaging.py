@@ -17,6 +17,7 @@ import zlib
 import cv2
 import numpy as np
 import pybase64
+from isal import isal_zlib
 from PIL import Image, UnidentifiedImageError
 
 from nailseg.errors import ApiError, ErrorCode
@@ -28,7 +29,7 @@ _MAGIC = {  # formats we can name when refusing them
     b"GIF8": "GIF", b"RIFF": "WEBP", b"II*\x00": "TIFF", b"MM\x00*": "TIFF", b"\x00\x00\x01\x00": "ICO",
     b"%PDF": "PDF",
 }
-MAX_SIDE = 65_535  # JPEG's own limit; libpng (the mask's encoder) refuses sides over 1,000,000
+MAX_SIDE = 65_535  # JPEG's own limit
 # Bounds on a file's structure, far above what cameras and encoders write, so that a small file cannot
 # cost seconds of CPU: each JPEG scan is a pass over all coefficients (1,000 repeated scans of a 16 Mpx
 # picture: 14 s in 125 kB), and PIL reads header segments, fill bytes and PNG chunks in Python.
@@ -190,12 +191,30 @@ def _check_jpeg_header(raw: bytes) -> None:
 
 def encode_png(array: np.ndarray) -> bytes:
     """uint8 greyscale (H, W) or RGB (H, W, 3) -> PNG bytes."""
-    if array.ndim == 3:
-        array = cv2.cvtColor(array, cv2.COLOR_RGB2BGR)
-    ok, buf = cv2.imencode(".png", array)
+    if array.ndim == 2:
+        return _greyscale_png(array)
+    ok, buf = cv2.imencode(".png", cv2.cvtColor(array, cv2.COLOR_RGB2BGR))
     if not ok:
         raise RuntimeError("PNG encoding failed")
     return buf.tobytes()
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def _greyscale_png(mask: np.ndarray) -> bytes:
+    """An 8-bit greyscale PNG, rows unfiltered, deflated by ISA-L (level 1).
+
+    Masks are long runs of 0 and 255: ISA-L deflates a 1024x768 one in ~70 us to ~0.8 kB, where
+    libpng (cv2.imencode) took ~2.1 ms for 2.1 kB, the largest cost of a /segment answer in the API.
+    """
+    h, w = mask.shape
+    rows = np.zeros((h, w + 1), np.uint8)  # each row: filter type 0 (None), then its pixels
+    rows[:, 1:] = mask
+    header = struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0)  # 8 bits, greyscale, deflate, no filter/interlace
+    return (_PNG_SIGNATURE + _png_chunk(b"IHDR", header)
+            + _png_chunk(b"IDAT", isal_zlib.compress(rows.tobytes(), 1)) + _png_chunk(b"IEND", b""))
 
 
 def b64_png(array: np.ndarray) -> str:

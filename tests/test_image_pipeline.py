@@ -275,3 +275,16 @@ def test_files_built_to_burn_cpu_are_refused_before_decoding(raw, ok):
         with pytest.raises(ApiError) as err:
             prepare_bytes(raw, Preprocessing(image_size=(32, 32)), LIMIT)
         assert err.value.code is ErrorCode.IMAGE_TOO_COMPLEX and err.value.status == 413
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 7), (5, 1), (48, 64), (768, 1024)])
+def test_mask_pngs_decode_to_the_same_pixels_in_libpng_and_pil(shape):
+    from nailseg.imaging import encode_png
+
+    rng = np.random.default_rng(len(shape) + shape[0])
+    mask = (rng.random(shape) > 0.7).astype(np.uint8) * 255
+    png = encode_png(mask)
+    via_pil = Image.open(io.BytesIO(png))
+    assert via_pil.mode == "L" and via_pil.size == shape[::-1]
+    assert (np.asarray(via_pil) == mask).all()
+    assert (cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_UNCHANGED) == mask).all()
