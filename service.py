@@ -66,6 +66,11 @@ ImageFile = Annotated[Path, Field(description="the photo: a JPEG, PNG or BMP fil
 PngImage = Annotated[Path, ContentType("image/png")]
 
 
+def _options(args: dict) -> SegmentOptions:
+    """The segmentation options among an API method's arguments (RequestGuard has already checked them)."""
+    return SegmentOptions(**{name: args[name] for name in SegmentOptions.model_fields})
+
+
 def json_response(body: BaseModel, status: int = 200) -> Response:
     """Fields that do not apply (None) are left out: absent, not null."""
     return Response(jsonbody.dump(body), status_code=status, media_type="application/json")
@@ -345,10 +350,7 @@ class UNetAPI:
                       return_contours: ReturnContours = False, return_visualizations: ReturnVisualizations = False,
                       mask_format: MaskFormatOption = "png", ctx: bentoml.Context = None) -> SegmentResponse:
         """Segment the nails in one image sent as base64 JPEG, PNG or BMP in a JSON body."""
-        options = SegmentOptions(threshold=threshold, return_confidence=return_confidence,  # body checked by RequestGuard
-                                 return_contours=return_contours, return_visualizations=return_visualizations,
-                                 mask_format=mask_format)
-        return await self._segment_response(ctx, "segment", image_data, options)
+        return await self._segment_response(ctx, "segment", image_data, _options(locals()))
 
     @bentoml.api(route=f"{PREFIX}/segment-image")
     async def segment_image(self, image: ImageFile, threshold: Threshold = None,
@@ -356,10 +358,7 @@ class UNetAPI:
                             return_visualizations: ReturnVisualizations = False,
                             mask_format: MaskFormatOption = "png", ctx: bentoml.Context = None) -> SegmentResponse:
         """Segment the nails in an uploaded photo (multipart: file part `image`, options as form fields)."""
-        options = SegmentOptions(threshold=threshold, return_confidence=return_confidence,  # form checked by RequestGuard
-                                 return_contours=return_contours, return_visualizations=return_visualizations,
-                                 mask_format=mask_format)
-        return await self._segment_response(ctx, "segment-image", image, options)
+        return await self._segment_response(ctx, "segment-image", image, _options(locals()))
 
     @bentoml.api(route=f"{PREFIX}/mask")
     async def mask(self, image: ImageFile, threshold: Threshold = None,

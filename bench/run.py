@@ -14,6 +14,7 @@ Same checkpoint, same photos (real, mixed sizes), loopback only, bounded in time
 
 from __future__ import annotations
 
+import nailseg.threads  # noqa: F401  (first: the in-process ceilings run under the servers' thread policy)
 import argparse
 import base64
 import concurrent.futures
@@ -155,6 +156,7 @@ def pipeline_costs(engine, photo: bytes, repeats: int = 30) -> dict[str, float]:
     full = timed("probability_resize", lambda: postprocess.probability_at(prob, *size))
     mask = timed("threshold", lambda: postprocess.mask_from(full, 0.5))
     timed("png_encode_base64", lambda: b64_png(mask))
+    timed("png_encode_libpng_before", lambda: cv2.imencode(".png", mask))  # the encoder until 2026-11-29
     timed("contours", lambda: postprocess.contours(mask))
     steps["image_size"] = f"{size[1]}x{size[0]}"
     return steps
