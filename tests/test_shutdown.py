@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
 import signal
 import socket
 import subprocess
@@ -32,3 +34,81 @@ def test_sigterm_still_ends_a_process_that_had_no_handler_before():
             "time.sleep(10)\n")
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, timeout=60)
     assert proc.returncode == -signal.SIGTERM
+
+
+class _Answer(asyncio.Protocol):
+    def connection_made(self, transport):
+        self.transport = transport
+
+    def data_received(self, data):
+        self.transport.write(b"ok:" + data)
+        self.transport.close()
+
+
+def _answer_to(conn: socket.socket) -> bytes:
+    conn.settimeout(10)
+    with conn:
+        return b"".join(iter(lambda: conn.recv(1024), b""))
+
+
+def _listener() -> tuple[socket.socket, int]:
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    return listener, listener.getsockname()[1]
+
+
+def test_connections_already_queued_are_answered_not_reset_and_new_ones_refused():
+    async def main():
+        loop = asyncio.get_running_loop()
+        listener, port = _listener()
+        server = await loop.create_server(_Answer, sock=listener)
+        # the loop does not run until the next await: these wait in the kernel's accept queue
+        queued = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(3)]
+        for i, conn in enumerate(queued):
+            conn.sendall(b"%d" % i)
+        shutdown.stop_listening(listener.fileno(), [server])
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", port), timeout=5)
+        return await asyncio.gather(*(loop.run_in_executor(None, _answer_to, conn) for conn in queued))
+
+    assert asyncio.run(main()) == [b"ok:0", b"ok:1", b"ok:2"]
+
+
+def test_on_sigterm_the_api_worker_refuses_new_connections_then_lets_uvicorn_exit(monkeypatch):
+    class Uvicorn:  # what the worker finds: uvicorn.Server, whose handle_exit is the SIGTERM handler
+        def __init__(self):
+            self.servers, self.exits = [], 0
+
+        def handle_exit(self, sig, frame):
+            self.exits += 1
+
+    async def until(condition) -> None:
+        for _ in range(500):
+            if condition():
+                return
+            await asyncio.sleep(0.02)
+
+    def refused(port: int) -> bool:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=5).close()
+            return False
+        except ConnectionRefusedError:
+            return True
+
+    async def main(uvicorn: Uvicorn):
+        listener, port = _listener()
+        uvicorn.servers.append(await asyncio.get_running_loop().create_server(_Answer, sock=listener))
+        monkeypatch.setattr(sys, "argv", ["worker", "--fd", str(listener.fileno())])
+        shutdown.api_stops_accepting_first()
+        assert not refused(port)
+        os.kill(os.getpid(), signal.SIGTERM)
+        await until(lambda: uvicorn.exits)
+        return refused(port), uvicorn.exits
+
+    uvicorn = Uvicorn()
+    previous = signal.signal(signal.SIGTERM, uvicorn.handle_exit)
+    try:
+        assert asyncio.run(main(uvicorn)) == (True, 1)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
