@@ -71,22 +71,22 @@ def _listening_fd() -> int | None:
     return None
 
 
-def stop_listening(fd: int, servers: Sequence[asyncio.AbstractServer] = ()) -> None:
+def stop_listening(fd: int, servers: Sequence[asyncio.AbstractServer] = (),
+                   protocol: Callable[[], asyncio.Protocol] | None = None) -> None:
     """Make the listening socket ``fd`` refuse new connections, for every process that holds it.
 
-    ``servers`` (the asyncio servers accepting on it, in this thread's running loop) stop accepting
-    first; the connections the kernel had already completed are accepted and handed to them, so that
-    they are answered, not reset by the shutdown.
+    ``servers`` (the servers accepting on it, in this thread's running loop) stop accepting first; with
+    their ``protocol`` factory, the connections the kernel had already completed are accepted and
+    served with it, so that they are answered, not reset by the shutdown.
     """
     try:
         listener = socket.socket(fileno=os.dup(fd))  # before the servers close ``fd`` itself
     except OSError:
         return
-    factories = [getattr(server, "_protocol_factory", None) for server in servers]  # asyncio.Server's own
     for server in servers:
         server.close()
     with listener:
-        queued = _accept_queued(listener) if servers and all(factories) else []
+        queued = _accept_queued(listener) if protocol is not None else []
         try:
             listener.shutdown(socket.SHUT_RD)
             log.info("stopped accepting connections (%d queued, handed over)", len(queued))
@@ -95,7 +95,7 @@ def stop_listening(fd: int, servers: Sequence[asyncio.AbstractServer] = ()) -> N
     if queued:
         loop = asyncio.get_running_loop()
         for conn in queued:
-            loop.create_task(loop.connect_accepted_socket(factories[0], conn))
+            loop.create_task(loop.connect_accepted_socket(protocol, conn))
 
 
 def _accept_queued(listener: socket.socket) -> list[socket.socket]:
@@ -108,6 +108,14 @@ def _accept_queued(listener: socket.socket) -> list[socket.socket]:
             return queued
         conn.setblocking(False)
         queued.append(conn)
+
+
+def uvicorn_protocol(server) -> Callable[[], asyncio.Protocol] | None:
+    """The connection protocol a running ``uvicorn.Server`` serves with (what its startup hands its loop)."""
+    config, state, lifespan = (getattr(server, name, None) for name in ("config", "server_state", "lifespan"))
+    if config is None or state is None or lifespan is None or not getattr(config, "loaded", False):
+        return None
+    return lambda: config.http_protocol_class(config=config, server_state=state, app_state=lifespan.state)
 
 
 def api_stops_accepting_first() -> None:
@@ -123,8 +131,11 @@ def api_stops_accepting_first() -> None:
             loop = None
 
         def stop() -> None:
-            if fd is not None:
-                stop_listening(fd, list(getattr(uvicorn_server, "servers", None) or []) if loop else [])
+            if fd is not None and loop is not None:
+                servers = list(getattr(uvicorn_server, "servers", None) or [])
+                stop_listening(fd, servers, uvicorn_protocol(uvicorn_server))
+            elif fd is not None:
+                stop_listening(fd)
             if loop is None:
                 exit_now()
             else:

@@ -66,7 +66,7 @@ def test_connections_already_queued_are_answered_not_reset_and_new_ones_refused(
         queued = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(3)]
         for i, conn in enumerate(queued):
             conn.sendall(b"%d" % i)
-        shutdown.stop_listening(listener.fileno(), [server])
+        shutdown.stop_listening(listener.fileno(), [server], _Answer)
         with pytest.raises(ConnectionRefusedError):
             socket.create_connection(("127.0.0.1", port), timeout=5)
         return await asyncio.gather(*(loop.run_in_executor(None, _answer_to, conn) for conn in queued))
@@ -120,3 +120,66 @@ def test_on_sigterm_the_api_worker_refuses_new_connections_then_lets_uvicorn_exi
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.split() == ["True", "1"]  # refused once the loop turned; uvicorn told once
+
+
+_UVICORN_WITH_QUEUED_CONNECTIONS = """
+import asyncio, socket, sys, threading
+import uvicorn
+from nailseg import shutdown
+
+async def app(scope, receive, send):
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"served"})
+
+def answer(conn, out):
+    conn.settimeout(10)
+    try:
+        out.append(b"".join(iter(lambda: conn.recv(1024), b"")))
+    except OSError as e:
+        out.append(repr(e).encode())
+
+async def main():
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    port = listener.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, loop=sys.argv[1], lifespan="off", log_level="warning"))
+    serving = asyncio.create_task(server.serve(sockets=[listener]))
+    while not server.started:
+        await asyncio.sleep(0.01)
+    # no await from here on: uvicorn accepts nothing, the connections wait in the kernel's queue
+    queued = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(3)]
+    for conn in queued:
+        conn.sendall(b"GET / HTTP/1.1\\r\\nHost: x\\r\\nConnection: close\\r\\n\\r\\n")
+    shutdown.stop_listening(listener.fileno(), server.servers, shutdown.uvicorn_protocol(server))
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=5)
+        print("accepted")
+    except ConnectionRefusedError:
+        print("refused")
+    answers = []
+    readers = [threading.Thread(target=answer, args=(conn, answers)) for conn in queued]
+    for reader in readers:
+        reader.start()
+    while len(answers) < len(queued):
+        await asyncio.sleep(0.05)
+    server.should_exit = True
+    await serving
+    for a in answers:
+        print(a.split(b"\\r\\n", 1)[0].decode(), b"served" in a)
+
+if sys.argv[1] == "uvloop":
+    import uvloop
+    uvloop.run(main())
+else:
+    asyncio.run(main())
+"""
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_under_uvicorn_queued_connections_are_served_by_it(loop):
+    pytest.importorskip(loop)
+    proc = subprocess.run([sys.executable, "-c", _UVICORN_WITH_QUEUED_CONNECTIONS, loop], cwd=ROOT, timeout=60,
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.splitlines() == ["refused"] + ["HTTP/1.1 200 OK True"] * 3, proc.stdout + proc.stderr[-2000:]
