@@ -51,6 +51,7 @@ OVERLOAD_RETRY_S = 15  # keep retrying those this long: a hot reload slows the r
 settings = get_settings()
 logging.getLogger("unet").setLevel(settings.logging.level)
 reqlog.install()
+shutdown.arbiter_removes_sockets_last()  # `bentoml serve` imports this module in its own process too
 log = logging.getLogger("unet.api")
 
 

@@ -1,19 +1,28 @@
 """Shutdown in the right order under `bentoml serve` (circus), without changing BentoML.
 
 On SIGTERM circus signals every worker at once (and `kill -TERM -<pgid>` does too), while the serve
-arbiter keeps the listening sockets open until the very end. Left alone that means: the runner
-exits while the API still has requests that need it, and the kernel keeps completing connections
-to the API's port that nobody will ever answer. So:
+arbiter (and the runner worker, which inherits it) keep the API's listening socket open until the very
+end. Left alone that means: the runner exits while the API still has requests that need it, and once
+uvicorn stops accepting, the kernel keeps completing connections to the API's port that nobody will
+ever answer (they are reset when the last holder closes the socket). So:
 
-- the API worker, on SIGTERM, lets uvicorn stop accepting and then shuts the shared listening
-  socket down (``shutdown(SHUT_RD)`` on a listening socket stops it listening for every process
-  holding it): new connections are refused at once instead of hanging; requests in flight finish;
+- the API worker, on SIGTERM, at its event loop's next turn: stops its asyncio servers accepting,
+  accepts what the kernel already queued and hands it to them (answered, not reset), and shuts the
+  shared listening socket down (``shutdown(SHUT_RD)`` on a listening socket stops it listening for
+  every process holding it): from then on new connections are refused at once. Then uvicorn's own
+  shutdown runs; requests in flight finish;
 - the runner worker, on SIGTERM, keeps serving until its sibling workers (the API) have exited,
-  at most ``drain_s`` seconds, and only then lets uvicorn stop it.
+  at most ``drain_s`` seconds, and only then lets uvicorn stop it;
+- the serve process itself (the arbiter) removes the directory of the runners' unix sockets only once
+  every worker has stopped: BentoML removes it the moment SIGTERM arrives, after which each API call
+  to the runner that needs a new connection fails (the socket file is gone) although the runner serves.
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
+import inspect
 import logging
 import os
 import signal
@@ -21,10 +30,12 @@ import socket
 import sys
 import threading
 import time
-from typing import Callable
+from typing import Callable, Sequence
 
 log = logging.getLogger("unet.shutdown")
-_LISTENER_CLOSE_DELAY_S = 0.5  # uvicorn closes its asyncio server within ~0.1 s of the signal
+# Between refusing new connections and uvicorn's shutdown, which closes every connection that has no request
+# under way: time for the ones just accepted (or handed over) to have their request read.
+_HANDOVER_S = 0.2
 
 
 def _chain_sigterm(before: Callable[[Callable[[], None]], None]) -> None:
@@ -60,27 +71,80 @@ def _listening_fd() -> int | None:
     return None
 
 
-def stop_listening(fd: int) -> None:
+def stop_listening(fd: int, servers: Sequence[asyncio.AbstractServer] = (),
+                   protocol: Callable[[], asyncio.Protocol] | None = None) -> None:
+    """Make the listening socket ``fd`` refuse new connections, for every process that holds it.
+
+    ``servers`` (the servers accepting on it, in this thread's running loop) stop accepting first; with
+    their ``protocol`` factory, the connections the kernel had already completed are accepted and
+    served with it, so that they are answered, not reset by the shutdown.
+    """
     try:
-        dup = socket.socket(fileno=os.dup(fd))
+        listener = socket.socket(fileno=os.dup(fd))  # before the servers close ``fd`` itself
     except OSError:
         return
-    with dup:
+    for server in servers:
+        server.close()
+    with listener:
+        queued = _accept_queued(listener) if protocol is not None else []
         try:
-            dup.shutdown(socket.SHUT_RD)
-            log.info("stopped accepting connections")
+            listener.shutdown(socket.SHUT_RD)
+            log.info("stopped accepting connections (%d queued, handed over)", len(queued))
         except OSError:  # already shut down by another worker, or not a listening socket
             pass
+    if queued:
+        loop = asyncio.get_running_loop()
+        for conn in queued:
+            loop.create_task(loop.connect_accepted_socket(protocol, conn))
+
+
+def _accept_queued(listener: socket.socket) -> list[socket.socket]:
+    listener.setblocking(False)
+    queued = []
+    while True:
+        try:
+            conn, _ = listener.accept()
+        except OSError:  # BlockingIOError: nothing (more) queued
+            return queued
+        conn.setblocking(False)
+        queued.append(conn)
+
+
+def uvicorn_protocol(server) -> Callable[[], asyncio.Protocol] | None:
+    """The connection protocol a running ``uvicorn.Server`` serves with (what its startup hands its loop)."""
+    config, state, lifespan = (getattr(server, name, None) for name in ("config", "server_state", "lifespan"))
+    if config is None or state is None or lifespan is None or not getattr(config, "loaded", False):
+        return None
+    return lambda: config.http_protocol_class(config=config, server_state=state, app_state=lifespan.state)
 
 
 def api_stops_accepting_first() -> None:
-    """For the API worker: on SIGTERM, uvicorn drains requests in flight and the port refuses new ones."""
+    """For the API worker (in uvicorn): on SIGTERM the port refuses new connections at once, requests in
+    flight finish, then uvicorn stops."""
     fd = _listening_fd()
+    uvicorn_server = getattr(signal.getsignal(signal.SIGTERM), "__self__", None)  # its handle_exit's server
 
     def before(exit_now: Callable[[], None]) -> None:
-        exit_now()  # uvicorn: stop accepting, finish requests in flight
-        if fd is not None:
-            threading.Timer(_LISTENER_CLOSE_DELAY_S, stop_listening, args=(fd,)).start()
+        try:
+            loop = asyncio.get_running_loop()  # the signal handler runs on the main thread, the loop's
+        except RuntimeError:
+            loop = None
+
+        def stop() -> None:
+            if fd is not None and loop is not None:
+                servers = list(getattr(uvicorn_server, "servers", None) or [])
+                stop_listening(fd, servers, uvicorn_protocol(uvicorn_server))
+            elif fd is not None:
+                stop_listening(fd)
+            if loop is None:
+                exit_now()
+            else:
+                loop.call_later(_HANDOVER_S, exit_now)
+
+        if loop is None:
+            stop()
+        else:  # between two callbacks, not inside whatever the signal interrupted (an accept, say)
+            loop.call_soon_threadsafe(stop)
 
     _chain_sigterm(before)
 
@@ -114,3 +178,41 @@ def runner_stops_last(drain_s: float) -> None:
         threading.Thread(target=wait, name="runner-drain", daemon=True).start()
 
     _chain_sigterm(before)
+
+
+def arbiter_removes_sockets_last() -> None:
+    """In `bentoml serve`'s own process: run BentoML's arbiter exit stack (``shutil.rmtree`` of the
+    runners' unix socket directory, usage tracking) after its event loop has ended, not on SIGTERM.
+
+    BentoML 1.4's ``Arbiter.stop`` runs the exit stack first, then circus stops the workers. Only the
+    order is changed; if BentoML's arbiter is not the one this was written against, it is left alone.
+    """
+    try:
+        from bentoml._internal.utils.circus import Arbiter
+        from circus.arbiter import Arbiter as CircusArbiter
+    except ImportError:
+        return
+    if getattr(Arbiter.start, "_unet_sockets_last", False):
+        return
+    try:
+        expected = ("self.exit_stack.__exit__" in inspect.getsource(Arbiter.stop)
+                    and "self.exit_stack.__enter__" in inspect.getsource(Arbiter.start))
+    except (OSError, TypeError):
+        expected = False
+    if not expected:
+        log.warning("BentoML's Arbiter is not the one verified: its socket directory goes on SIGTERM")
+        return
+    start = Arbiter.start
+
+    @functools.wraps(start)
+    def start_then_clean_up(self, *args, **kwargs):
+        try:
+            return start(self, *args, **kwargs)  # blocks in the event loop until the workers have stopped
+        finally:
+            self.exit_stack.__exit__(None, None, None)
+
+    def stop(self):
+        return CircusArbiter.stop(self)
+
+    start_then_clean_up._unet_sockets_last = True
+    Arbiter.start, Arbiter.stop = start_then_clean_up, stop
