@@ -7,7 +7,6 @@ documents them in /docs.json). The model runs in the UNetRunner service.
 
 from __future__ import annotations
 
-import nailseg.threads  # noqa: F401  (first: before torch is loaded)
 import asyncio
 import itertools
 import logging

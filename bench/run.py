@@ -14,7 +14,6 @@ Same checkpoint, same photos (real, mixed sizes), loopback only, bounded in time
 
 from __future__ import annotations
 
-import nailseg.threads  # noqa: F401  (first: the in-process ceilings run under the servers' thread policy)
 import argparse
 import base64
 import concurrent.futures

@@ -7,7 +7,6 @@ arrays reach it, so one bad request can never fail a batch that holds others.
 
 from __future__ import annotations
 
-import nailseg.threads  # noqa: F401  (first: before torch is loaded)
 import logging
 import threading
 import time
