@@ -2,7 +2,8 @@
 
 - JSON path (/segment): body JSON parse and validation, base64 decode, image decode, resize to the
   model, probability resize, threshold, mask PNG encode, base64, response JSON;
-- binary path (multipart in, PNG out): image decode, resize, probability resize, threshold, PNG encode.
+- binary path (multipart in, PNG out): image decode, resize, probability resize, threshold, PNG encode;
+- the JSON path as it was before 2026-11-29 (mask PNGs from libpng), measured in the same passes.
 
 The model is left out (its probabilities are computed once beforehand), and so are HTTP and the runner
 hop, which the benchmark's per-process CPU accounting covers.
@@ -16,10 +17,13 @@ import argparse
 import base64
 import json
 import time
+from contextlib import nullcontext
+from unittest import mock
 
+import cv2
 import numpy as np
 
-from nailseg import jsonbody, pipeline
+from nailseg import imaging, jsonbody, pipeline
 from nailseg.imaging import encode_png
 from nailseg.preprocess import Preprocessing
 from nailseg.schemas import ModelInfoBrief, SegmentRequest, SegmentResponse
@@ -49,21 +53,27 @@ def binary_path(raw: bytes, prep: Preprocessing, prob: np.ndarray) -> bytes:
     return encode_png(pipeline.mask_for(prepared, prob, 0.5)[1])
 
 
-def cpu_us_per_image(path, inputs: list, prep: Preprocessing, probs: list[np.ndarray], rounds: int) -> float:
-    for item, prob in zip(inputs, probs):  # warm: first calls pay one-off costs
-        path(item, prep, prob)
-    started = time.process_time()
-    for _ in range(rounds):
-        for item, prob in zip(inputs, probs):
-            path(item, prep, prob)
-    return 1e6 * (time.process_time() - started) / (rounds * len(inputs))
+def _libpng_masks(mask: np.ndarray) -> bytes:
+    """How mask PNGs were encoded until 2026-11-29 (libpng through OpenCV, default settings)."""
+    return cv2.imencode(".png", mask)[1].tobytes()
 
 
 def api_costs(photos: list[bytes], prep: Preprocessing, probs: list[np.ndarray], rounds: int = 10) -> dict[str, float]:
-    """Microseconds of CPU per image on each path (mean over the photos, ``rounds`` passes)."""
+    """Microseconds of CPU per image on each path (mean over the photos, ``rounds`` passes), and the JSON
+    path as it was before (libpng masks), its passes interleaved with the others' so drift hits all alike."""
     bodies = [json.dumps({"image_data": base64.b64encode(p).decode(), "threshold": 0.5}).encode() for p in photos]
-    return {"json_path_us": cpu_us_per_image(json_path, bodies, prep, probs, rounds),
-            "binary_path_us": cpu_us_per_image(binary_path, photos, prep, probs, rounds)}
+    paths = {"json_path_us": (json_path, bodies), "binary_path_us": (binary_path, photos),
+             "json_path_libpng_before_us": (json_path, bodies)}
+    spent = dict.fromkeys(paths, 0.0)
+    for rnd in range(rounds + 1):  # round 0 warms up: first calls pay one-off costs
+        for name, (path, inputs) in paths.items():
+            with mock.patch.object(imaging, "_greyscale_png", _libpng_masks) if "libpng" in name else nullcontext():
+                started = time.process_time()
+                for item, prob in zip(inputs, probs):
+                    path(item, prep, prob)
+                if rnd:
+                    spent[name] += time.process_time() - started
+    return {name: 1e6 * t / (rounds * len(photos)) for name, t in spent.items()}
 
 
 def model_probabilities(engine, photos: list[bytes]) -> list[np.ndarray]:

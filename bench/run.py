@@ -369,17 +369,19 @@ def main(argv: list[str] | None = None) -> None:
     print("CPU paths:")
     paths = backend_comparison(args.checkpoint, photos, settings, seconds=min(args.seconds / 4, 5))
 
-    print("service:")
+    print("service, each precision right after its in-process ceilings (this machine's speed drifts by minutes):")
     env = import_model(args.checkpoint)
-    served, service = bench_service(env, "auto", bodies, args.levels, args.seconds, args.out)
-    by_precision = {"auto": {**served, "load": service}}
-    for forced in other_precisions(served["precision"]):
-        forced_served, rows = bench_service(env, forced, bodies, args.levels, args.seconds, args.out)
-        by_precision[forced] = {**forced_served, "load": rows}
+
+    def measured(setting: str) -> dict:
+        limits = ceilings(args.checkpoint, settings, setting, bodies, photos, min(args.seconds / 2, 10))
+        served, rows = bench_service(env, setting, bodies, args.levels, args.seconds, args.out)
+        return {**served, "load": rows, **limits}
+
+    by_precision = {"auto": measured("auto")}
+    for forced in other_precisions(by_precision["auto"]["precision"]):
+        by_precision[forced] = measured(forced)
+    service = by_precision["auto"]["load"]
     naive = bench_naive(args.checkpoint, bodies, args.levels, args.seconds, args.out)
-    print("in-process ceilings per precision served:")
-    for setting, v in by_precision.items():
-        v.update(ceilings(args.checkpoint, settings, setting, bodies, photos, min(args.seconds / 2, 10)))
 
     best_row = max(ceil, key=lambda r: r["images_per_s"])
     best = best_row["images_per_s"]
