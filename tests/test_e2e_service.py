@@ -207,6 +207,20 @@ def test_service_mask_equals_evaluation_mask(server):
         assert np.array_equal(served, predict_mask(engine, photo.read_bytes(), 0.5, 10**7))
 
 
+def test_evaluation_through_the_server_scores_what_clients_get(server):
+    """`python -m training.evaluate --url`: the served masks score exactly as the in-process ones."""
+    from conftest import DATA
+    from nailseg.config import load_settings
+    from training.evaluate import engine_for, evaluate, evaluate_served
+
+    if not (DATA / "splits" / "test.txt").exists():
+        pytest.skip(f"the shared data set is not at {DATA}")
+    engine = engine_for(require_bundled(), load_settings(environ={}))
+    served = evaluate_served(server.url, DATA, "test", None, limit=12)
+    assert served.images == 12 and served.pooled_dice > 0.8
+    assert served == evaluate(engine, DATA, "test", 0.5, 10**7, limit=12)
+
+
 def test_bentoml_sdk_client(server):
     photo, _ = example_photos()[2]
     expected = png_array(server.post("/api/unet/segment", {"image_data": b64(photo)}).json()["mask_data"])

@@ -1,24 +1,30 @@
 """Evaluate a checkpoint on a data split through the service's own image and mask code.
 
     python -m training.evaluate --checkpoint FILE --data ../shared/data/nails-roboflow --split test
+    python -m training.evaluate --url http://127.0.0.1:8001 --data ../shared/data/nails-roboflow --split test
 
 Each photo goes the way a request goes: file bytes -> decode -> resize -> engine (same device,
-precision and buffers as the runner) -> probability at the photo's size -> threshold. The mask
-is compared with the label mask at the photo's own resolution.
+precision and buffers as the runner) -> probability at the photo's size -> threshold. With ``--url``
+each photo goes to a running server instead (``POST /api/unet/mask``, 4 at a time), so what is scored
+is what clients get. The mask is compared with the label mask at the photo's own resolution.
 """
 
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import json
 import sys
 import tempfile
 from pathlib import Path
 
+import cv2
+import httpx
 import numpy as np
 from pydantic import BaseModel
 
 from nailseg import pipeline
+from nailseg.client import mask_png
 from nailseg.checkpoint import CheckpointError, read_checkpoint
 from nailseg.config import Settings, load_settings
 from nailseg.engine import InferenceEngine
@@ -84,16 +90,32 @@ def score(pairs: list[tuple[np.ndarray, np.ndarray]]) -> Scores:
 
 def evaluate(engine: InferenceEngine, data: Path, split: str, threshold: float, max_pixels: int,
              limit: int | None = None) -> Scores:
-    pairs = []
-    for sample in read_split(data, split)[:limit]:
-        pred = predict_mask(engine, sample.image_path.read_bytes(), threshold, max_pixels) > 0
-        pairs.append((pred, read_mask(sample.mask_path) > 0))
-    return score(pairs)
+    return _score_split(lambda path: predict_mask(engine, path.read_bytes(), threshold, max_pixels), data, split,
+                        limit)
+
+
+def evaluate_served(url: str, data: Path, split: str, threshold: float | None, limit: int | None = None) -> Scores:
+    """The same scores for the masks a running server answers (``threshold`` None: the server's own)."""
+    with httpx.Client(base_url=url, timeout=120) as client:
+        def served(path: Path) -> np.ndarray:
+            png = mask_png(client, path, threshold, overlay=False)
+            return cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_GRAYSCALE)
+
+        return _score_split(served, data, split, limit, workers=4)
+
+
+def _score_split(predict, data: Path, split: str, limit: int | None, workers: int = 1) -> Scores:
+    samples = read_split(data, split)[:limit]
+    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+        preds = pool.map(lambda sample: predict(sample.image_path) > 0, samples)
+        return score([(pred, read_mask(sample.mask_path) > 0) for pred, sample in zip(preds, samples)])
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--checkpoint", type=Path, required=True)
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--checkpoint", type=Path, help="evaluate this checkpoint in-process")
+    source.add_argument("--url", help="evaluate what the server at this URL answers (its own model and precision)")
     p.add_argument("--data", type=Path, required=True)
     p.add_argument("--split", default="test", choices=["train", "valid", "test"])
     p.add_argument("--threshold", type=float, help="default: config.yaml's inference.threshold")
@@ -110,20 +132,29 @@ def main(argv: list[str] | None = None) -> int:
     if args.test_time_flip is not None:
         settings = settings.with_inference(test_time_flip=args.test_time_flip)
     threshold = settings.inference.threshold if args.threshold is None else args.threshold
+    if args.url:  # the server's own threshold unless --threshold is given
+        scores = evaluate_served(args.url, args.data, args.split, args.threshold, args.limit)
+        cut = "the server's" if args.threshold is None else args.threshold
+        return _report(scores, f"{args.url} on {args.split} ({scores.images} images, threshold {cut})", args,
+                       args.threshold, None)
     try:
         engine = engine_for(args.checkpoint, settings)
     except CheckpointError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     scores = evaluate(engine, args.data, args.split, threshold, settings.limits.max_image_pixels, args.limit)
-    print(f"{args.checkpoint} on {args.split} ({scores.images} images, threshold {threshold}, "
-          f"{engine.device} {engine.mode}):")
+    return _report(scores, f"{args.checkpoint} on {args.split} ({scores.images} images, threshold {threshold}, "
+                   f"{engine.device} {engine.mode})", args, threshold, engine.test_time_flip)
+
+
+def _report(scores: Scores, title: str, args: argparse.Namespace, threshold: float | None, flip: bool | None) -> int:
+    print(f"{title}:")
     for name, value in scores.model_dump().items():
         if name != "images":
             print(f"  {name:12s} {value:.4f}")
     if args.json:
-        args.json.write_text(json.dumps({"split": args.split, "threshold": threshold,
-                                          "test_time_flip": engine.test_time_flip, **scores.model_dump()}, indent=2))
+        args.json.write_text(json.dumps({"split": args.split, "threshold": threshold, "test_time_flip": flip,
+                                          **scores.model_dump()}, indent=2))
     return 0
 
 
