@@ -7,6 +7,7 @@ import asyncio
 import base64
 import io
 import json
+import os
 from pathlib import Path
 
 import bentoml
@@ -346,5 +347,5 @@ def test_demo_page_segments_an_uploaded_photo_in_a_real_browser(server, browser,
     assert pixels.std() > 20  # not a blank page
     magenta = (pixels[..., 0] > 200) & (pixels[..., 1] < 140) & (pixels[..., 2] > 120)
     assert magenta.sum() > 500  # the overlay's tint is on screen
-    if SCREENSHOT.parent.exists():
-        SCREENSHOT.write_bytes(shot.read_bytes())  # the README's picture, refreshed by every run
+    if os.environ.get("UPDATE_DOCS") == "1":  # the README's picture; a test run leaves the tree clean otherwise
+        SCREENSHOT.write_bytes(shot.read_bytes())
