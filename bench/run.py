@@ -328,15 +328,17 @@ def print_precisions(by_precision: dict[str, dict], naive_top: LoadResult) -> No
               f"{top.images_per_s / model:.2f} | {top.images_per_s / whole:.2f} |")
 
 
-def ceilings(checkpoint: Path, settings, precision: str, bodies, photos, seconds: float, engine=None) -> dict:
-    """In-process ceilings for the engine the service builds at this precision: the model alone at its
-    best batch, and the whole /segment path (``pipeline_ceiling``)."""
-    engine = engine or engine_for(checkpoint, settings.with_inference(precision=precision))
-    model = max(ceiling(engine, photos, seconds, sizes=(1, engine.batch_size)), key=lambda r: r["images_per_s"])
+def ceilings(checkpoint: Path, settings, precision: str, bodies, photos, seconds: float) -> dict:
+    """In-process ceilings for the engine the service builds at this precision: the model alone at each
+    batch size and its best, and the whole /segment path (``pipeline_ceiling``)."""
+    engine = engine_for(checkpoint, settings.with_inference(precision=precision))
+    batches = ceiling(engine, photos, seconds)
+    model = max(batches, key=lambda r: r["images_per_s"])
     whole = pipeline_ceiling(engine, bodies, seconds)
-    print(f"  {precision} ({engine.precision}): model {model['images_per_s']:.1f} img/s at batch {model['batch']}, "
-          f"whole pipeline {whole['images_per_s']:.1f} img/s ({whole['cpu_ms_per_image']:.1f} ms CPU/image)", flush=True)
-    return {"ceiling_model": model, "ceiling_pipeline": whole}
+    print(f"  {precision} ({engine.precision}): model " + ", ".join(
+          f"batch {r['batch']}: {r['images_per_s']:.1f}" for r in batches) + " img/s; whole pipeline "
+          f"{whole['images_per_s']:.1f} img/s ({whole['cpu_ms_per_image']:.1f} ms CPU/image)", flush=True)
+    return {"ceiling_batches": batches, "ceiling_model": model, "ceiling_pipeline": whole}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -363,8 +365,6 @@ def main(argv: list[str] | None = None) -> None:
     print("pipeline costs (us):", {k: (round(v) if isinstance(v, float) else v) for k, v in costs.items()})
     api_cpu = api_costs(photos, engine.prep, model_probabilities(engine, photos))
     print("API CPU per image in-process (us, model excluded): " + ", ".join(f"{k} {v:,.0f}" for k, v in api_cpu.items()))
-    ceil = ceiling(engine, photos, seconds=min(args.seconds / 2, 10))
-    print("ceiling:", ", ".join(f"batch {r['batch']}: {r['images_per_s']:.1f} img/s" for r in ceil))
     del engine
     print("CPU paths:")
     paths = backend_comparison(args.checkpoint, photos, settings, seconds=min(args.seconds / 4, 5))
@@ -383,7 +383,7 @@ def main(argv: list[str] | None = None) -> None:
     service = by_precision["auto"]["load"]
     naive = bench_naive(args.checkpoint, bodies, args.levels, args.seconds, args.out)
 
-    best_row = max(ceil, key=lambda r: r["images_per_s"])
+    ceil, best_row = by_precision["auto"]["ceiling_batches"], by_precision["auto"]["ceiling_model"]
     best = best_row["images_per_s"]
     (service, service_after), (naive, naive_after) = (service[:-1], service[-1]), (naive[:-1], naive[-1])
     top_s, top_n = service[-1], naive[-1]

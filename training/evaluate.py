@@ -132,8 +132,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.test_time_flip is not None:
         settings = settings.with_inference(test_time_flip=args.test_time_flip)
     threshold = settings.inference.threshold if args.threshold is None else args.threshold
-    if args.url:  # the server's own threshold unless --threshold is given
-        scores = evaluate_served(args.url, args.data, args.split, args.threshold, args.limit)
+    if args.url:  # the server's own model, precision and (unless --threshold is given) threshold
+        if args.precision or args.test_time_flip is not None:
+            p.error("--precision and --test-time-flip apply to --checkpoint; with --url the server decides")
+        try:
+            scores = evaluate_served(args.url, args.data, args.split, args.threshold, args.limit)
+        except (httpx.HTTPError, RuntimeError) as e:  # unreachable, or an error answer (code, message)
+            print(f"error: {args.url}: {' '.join(map(str, e.args)) or type(e).__name__}", file=sys.stderr)
+            return 1
         cut = "the server's" if args.threshold is None else args.threshold
         return _report(scores, f"{args.url} on {args.split} ({scores.images} images, threshold {cut})", args,
                        args.threshold, None)
