@@ -46,6 +46,7 @@ from training.evaluate import engine_for
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT.parent / "shared" / "data" / "nails-roboflow"
+BATCH_PER_REQUEST = 8  # images per /segment-batch request in the batching client's measurement
 SIZES = [(432, 432), (640, 480), (1024, 768), (1280, 960)]  # (w, h): what phones and web uploads send
 
 
@@ -249,10 +250,33 @@ def bench_service(env: dict[str, str], precision: str, bodies, levels, seconds,
         info = httpx.get(f"http://127.0.0.1:{port}/api/unet/model-info", timeout=30).json()
         served = {k: info.get(k) for k in ("precision", "precision_reason", "backend", "int8_gate")}
         print(f"  service, precision {precision}: serves {served['precision']} ({served['precision_reason']})", flush=True)
-        return served, run_load(f"svc {served['precision']}", f"http://127.0.0.1:{port}/api/unet/segment", bodies,
-                                levels, seconds, proc)
+        rows = run_load(f"svc {served['precision']}", f"http://127.0.0.1:{port}/api/unet/segment", bodies,
+                        levels, seconds, proc)
+        served["segment_batch"] = batch_load(f"http://127.0.0.1:{port}/api/unet/segment-batch", bodies,
+                                             max(levels), seconds, proc)
+        return served, rows
     finally:
         stop(proc)
+
+
+def batch_load(url: str, bodies: list[bytes], images_in_flight: int, seconds: float, proc: subprocess.Popen,
+               per_request: int = BATCH_PER_REQUEST) -> dict:
+    """The same photos sent to /segment-batch, ``per_request`` a request, with as many images in flight
+    as the top /segment level: what a client that batches pays per image, in throughput and server CPU."""
+    images = [{"image_data": json.loads(b)["image_data"]} for b in bodies]
+    batches = [json.dumps({"images": (images * per_request)[i:i + per_request], "threshold": 0.5}).encode()
+               for i in range(0, len(images), per_request)]
+    before = server_cpu(proc)
+    r = closed_loop(url, batches, max(1, images_in_flight // per_request), seconds)
+    after = server_cpu(proc)
+    n = max(r.requests * per_request, 1)
+    out = {"images_per_request": per_request, "concurrency": r.concurrency, "errors": r.errors,
+           "images_per_s": r.images_per_s * per_request, "p50_ms_per_request": r.p50_ms,
+           "cpu_ms_per_image": {k: 1000 * (after[k] - before.get(k, 0.0)) / n for k in after}}
+    print(f"  segment-batch, {per_request} images a request, c={r.concurrency}: {out['images_per_s']:.1f} img/s, "
+          f"errors {r.errors}/{r.requests}, CPU ms/image: " + ", ".join(
+              f"{k} {v:.1f}" for k, v in out["cpu_ms_per_image"].items()), flush=True)
+    return out
 
 
 def other_precisions(auto: str) -> list[str]:
@@ -315,8 +339,8 @@ def print_precisions(by_precision: dict[str, dict], naive_top: LoadResult) -> No
     print("\n| precision setting | served (why) | img/s at c = " + " / ".join(
         str(r.concurrency) for r in by_precision["auto"]["load"][:-1]) + " | p50 ms c=1 | errors | "
         "CPU ms/request at top c: API / runner | service / naive at top c | ceilings img/s: model / pipeline | "
-        "service / model ceiling | service / pipeline ceiling |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+        "service / model ceiling | service / pipeline ceiling | segment-batch x8: img/s, API CPU ms/image |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for setting, v in by_precision.items():
         rows, top = v["load"][:-1], v["load"][-2]
         cpu = top.server_cpu_ms_per_request
@@ -325,7 +349,8 @@ def print_precisions(by_precision: dict[str, dict], naive_top: LoadResult) -> No
               + " / ".join(f"{r.images_per_s:.1f}" for r in rows) + f" | {rows[0].p50_ms:.0f} | "
               f"{sum(r.errors for r in v['load'])} | {cpu.get('unet_api', 0):.1f} / {cpu.get('unet_runner', 0):.1f} | "
               f"{top.images_per_s / max(naive_top.images_per_s, 1e-9):.1f}x | {model:.1f} / {whole:.1f} | "
-              f"{top.images_per_s / model:.2f} | {top.images_per_s / whole:.2f} |")
+              f"{top.images_per_s / model:.2f} | {top.images_per_s / whole:.2f} | "
+              f"{v['segment_batch']['images_per_s']:.1f}, {v['segment_batch']['cpu_ms_per_image'].get('unet_api', 0):.1f} |")
 
 
 def ceilings(checkpoint: Path, settings, precision: str, bodies, photos, seconds: float) -> dict:
@@ -405,6 +430,11 @@ def main(argv: list[str] | None = None) -> None:
             **{f"{setting}_service_c{top_s.concurrency}_over_{kind}_ceiling":
                v["load"][-2].images_per_s / v[f"ceiling_{kind}"]["images_per_s"]
                for setting, v in by_precision.items() for kind in ("model", "pipeline")},
+            **{f"{setting}_segment_batch_x{BATCH_PER_REQUEST}_over_model_ceiling":
+               v["segment_batch"]["images_per_s"] / v["ceiling_model"]["images_per_s"] for setting, v in by_precision.items()},
+            **{f"{setting}_api_cpu_per_image_segment_batch_x{BATCH_PER_REQUEST}_over_segment":
+               v["segment_batch"]["cpu_ms_per_image"].get("unet_api", 0) / max(v["load"][-2].server_cpu_ms_per_request.get("unet_api", 0), 1e-9)
+               for setting, v in by_precision.items()},
         },
     }
     print("\n| concurrency | service img/s | p50 / p95 / p99 ms | errors | naive img/s | p50 / p95 / p99 ms | errors |")

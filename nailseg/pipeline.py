@@ -39,7 +39,7 @@ def prepare_bytes(raw: bytes, prep: Preprocessing, max_pixels: int) -> PreparedI
 
 
 def _prepare_opened(raw: bytes, img: Image.Image, prep: Preprocessing) -> PreparedImage:
-    rgb, size = decode_opened(img, at_least=max(prep.image_size))
+    rgb, size = decode_opened(img, max(prep.image_size), raw)
     return PreparedImage(size=size, model_input=resize_to_model(rgb, prep.image_size), raw=raw)
 
 

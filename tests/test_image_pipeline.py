@@ -135,6 +135,39 @@ def test_large_jpeg_is_decoded_reduced_but_masked_at_full_size():
     assert mask.shape == (1200, 1600)
 
 
+
+@pytest.mark.parametrize("kw", [{"subsampling": 2}, {"subsampling": 0}, {"progressive": True}, {"exif_orientation": 6},
+                                {"exif_orientation": 3}, {"mode": "L"}])
+@pytest.mark.parametrize("size", [(640, 480), (1000, 998), (300, 200), (1600, 1200)])
+def test_the_turbojpeg_path_gives_pil_decoders_pixels(kw, size):
+    """Reduced JPEG decodes go through simplejpeg where they can; they must be the pixels (and size) PIL's
+    own decoder gives at the same scale, so the model sees exactly what it was measured on."""
+    from nailseg.imaging import _turbo_scaled, decode_opened, open_image
+
+    kw = dict(kw)
+    img = Image.fromarray(cv2.GaussianBlur(np.asarray(photo(*size)), (9, 9), 3)).convert(kw.pop("mode", "RGB"))
+    if orientation := kw.pop("exif_orientation", None):
+        kw["exif"] = Image.Exif()
+        kw["exif"][0x0112] = orientation
+    raw = encode(img, "JPEG", quality=90, **kw)
+    assert (_turbo_scaled(raw, open_image(raw, LIMIT), 224) is not None) == (img.mode == "RGB")  # the path taken
+    fast = decode_opened(open_image(raw, LIMIT), 224, raw)
+    pil = decode_opened(open_image(raw, LIMIT), 224)
+    assert fast[1] == pil[1] and fast[0].shape == pil[0].shape and fast[0].dtype == np.uint8
+    assert np.array_equal(fast[0], pil[0])
+
+
+def test_a_damaged_jpeg_gets_the_same_error_on_the_turbojpeg_path():
+    from nailseg.imaging import decode_opened, open_image
+
+    raw = encode(photo(640, 480), "JPEG")
+    cut = raw[: len(raw) // 2]
+    with pytest.raises(ApiError) as fast:
+        decode_opened(open_image(cut, LIMIT), 224, cut)
+    with pytest.raises(ApiError) as pil:
+        decode_opened(open_image(cut, LIMIT), 224)
+    assert fast.value.code == pil.value.code == ErrorCode.TRUNCATED_IMAGE
+
 # ---- inputs that used to escape as 500s (issue 11) -------------------------------------------
 
 ALL_OPTIONS = SegmentOptions(return_confidence=True, return_contours=True, return_visualizations=True)
