@@ -153,6 +153,8 @@ def _turbo_scaled(raw: bytes, img: Image.Image, at_least: int) -> np.ndarray | N
     scale = next(s for s in (8, 4, 2, 1) if min(w // at_least, h // at_least) >= s or s == 1)
     size = (-(-h // scale), -(-w // scale))
     try:
+        if simplejpeg.decode_jpeg_header(raw)[:2] != (h, w):  # not the size whose pixel count was checked
+            return None
         rgb = simplejpeg.decode_jpeg(raw, colorspace="RGB", min_height=size[0], min_width=size[1])
     except Exception:  # ValueError for corrupt, truncated or unsupported data (strict mode)
         return None

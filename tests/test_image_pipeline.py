@@ -157,6 +157,25 @@ def test_the_turbojpeg_path_gives_pil_decoders_pixels(kw, size):
     assert np.array_equal(fast[0], pil[0])
 
 
+def test_the_turbojpeg_path_decodes_only_the_size_whose_pixels_were_counted():
+    """PIL takes a JPEG's last frame header before the scan (and checks its pixel count), libjpeg the first.
+    A file with a first one declaring 65,000 x 65,000 is never given to TurboJPEG: PIL decodes it, and
+    refuses it with the usual 400."""
+    from nailseg.imaging import _turbo_scaled, decode_opened, open_image
+
+    raw = encode(photo(640, 480), "JPEG")
+    sof = raw.index(b"\xff\xc0")
+    huge = bytearray(raw[sof:sof + 2 + int.from_bytes(raw[sof + 2:sof + 4], "big")])
+    huge[5:9] = (65_000).to_bytes(2, "big") * 2
+    doubled = raw[:sof] + bytes(huge) + raw[sof:]
+    img = open_image(doubled, LIMIT)
+    assert img.size == (640, 480)
+    assert _turbo_scaled(doubled, img, 224) is None
+    with pytest.raises(ApiError) as e:
+        decode_opened(img, 224, doubled)
+    assert e.value.code == ErrorCode.TRUNCATED_IMAGE
+
+
 def test_a_damaged_jpeg_gets_the_same_error_on_the_turbojpeg_path():
     from nailseg.imaging import decode_opened, open_image
 
