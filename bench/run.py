@@ -204,6 +204,16 @@ def server_cpu(proc: subprocess.Popen) -> dict[str, float]:
     return used
 
 
+def accounted_load(url: str, bodies: list[bytes], concurrency: int, seconds: float,
+                   proc: subprocess.Popen) -> LoadResult:
+    """``closed_loop``, with each server process's CPU per request filled in."""
+    before = server_cpu(proc)
+    r = closed_loop(url, bodies, concurrency, seconds)
+    after = server_cpu(proc)
+    r.server_cpu_ms_per_request = {k: 1000 * (after[k] - before.get(k, 0.0)) / max(r.requests, 1) for k in after}
+    return r
+
+
 def run_load(name: str, url: str, bodies: list[bytes], levels: list[int], seconds: float,
              proc: subprocess.Popen) -> list[LoadResult]:
     """Each level in turn, then concurrency 1 again: does latency at low load recover after a burst?
@@ -213,10 +223,7 @@ def run_load(name: str, url: str, bodies: list[bytes], levels: list[int], second
     """
     results = []
     for i, c in enumerate([*levels, 1]):
-        before = server_cpu(proc)
-        r = closed_loop(url, bodies, c, seconds if i < len(levels) else seconds / 2)
-        after = server_cpu(proc)
-        r.server_cpu_ms_per_request = {k: 1000 * (after[k] - before.get(k, 0.0)) / max(r.requests, 1) for k in after}
+        r = accounted_load(url, bodies, c, seconds if i < len(levels) else seconds / 2, proc)
         label = f"c={c}" if i < len(levels) else "c=1 after"
         cpu = ", ".join(f"{k} {v:.1f}" for k, v in [*r.server_cpu_ms_per_request.items(),
                                                      ("client", r.client_cpu_ms_per_request)])
@@ -264,15 +271,13 @@ def batch_load(url: str, bodies: list[bytes], images_in_flight: int, seconds: fl
     """The same photos sent to /segment-batch, ``per_request`` a request, with as many images in flight
     as the top /segment level: what a client that batches pays per image, in throughput and server CPU."""
     images = [{"image_data": json.loads(b)["image_data"]} for b in bodies]
-    batches = [json.dumps({"images": (images * per_request)[i:i + per_request], "threshold": 0.5}).encode()
-               for i in range(0, len(images), per_request)]
-    before = server_cpu(proc)
-    r = closed_loop(url, batches, max(1, images_in_flight // per_request), seconds)
-    after = server_cpu(proc)
-    n = max(r.requests * per_request, 1)
+    images *= per_request  # so that every request is full
+    batches = [json.dumps({"images": images[i:i + per_request], "threshold": 0.5}).encode()
+               for i in range(0, len(bodies), per_request)]
+    r = accounted_load(url, batches, max(1, images_in_flight // per_request), seconds, proc)
     out = {"images_per_request": per_request, "concurrency": r.concurrency, "errors": r.errors,
            "images_per_s": r.images_per_s * per_request, "p50_ms_per_request": r.p50_ms,
-           "cpu_ms_per_image": {k: 1000 * (after[k] - before.get(k, 0.0)) / n for k in after}}
+           "cpu_ms_per_image": {k: v / per_request for k, v in r.server_cpu_ms_per_request.items()}}
     print(f"  segment-batch, {per_request} images a request, c={r.concurrency}: {out['images_per_s']:.1f} img/s, "
           f"errors {r.errors}/{r.requests}, CPU ms/image: " + ", ".join(
               f"{k} {v:.1f}" for k, v in out["cpu_ms_per_image"].items()), flush=True)

@@ -125,10 +125,11 @@ def decode_opened(img: Image.Image, at_least: int | None = None,
                     img.draft("RGB", (at_least, at_least))
                 img.load()
             orientation = _orientation(img)
-            if scaled is not None:
-                rgb = np.asarray(Image.fromarray(scaled).transpose(_TRANSPOSE[orientation])) \
-                    if orientation in _TRANSPOSE else scaled
+            if scaled is not None and orientation not in _TRANSPOSE:
+                rgb = scaled
             else:
+                if scaled is not None:
+                    img = Image.fromarray(scaled)
                 if orientation in _TRANSPOSE:
                     img = img.transpose(_TRANSPOSE[orientation])
                 rgb = _rgb_array(img)
@@ -150,7 +151,7 @@ def _turbo_scaled(raw: bytes, img: Image.Image, at_least: int) -> np.ndarray | N
     if img.format not in _JPEG or img.mode != "RGB":
         return None
     w, h = img.size
-    scale = next(s for s in (8, 4, 2, 1) if min(w // at_least, h // at_least) >= s or s == 1)
+    scale = next((s for s in (8, 4, 2) if min(w // at_least, h // at_least) >= s), 1)
     size = (-(-h // scale), -(-w // scale))
     try:
         if simplejpeg.decode_jpeg_header(raw)[:2] != (h, w):  # not the size whose pixel count was checked

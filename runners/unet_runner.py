@@ -174,3 +174,4 @@ for _api in UNetRunner.apis.values():
     # BentoML works an answer's media type out of the output's JSON schema on every call (~0.3 ms of
     # pydantic schema generation per runner request, the hot path); it never changes, so work it out once.
     _api.output_spec.media_type = _api.output_spec.mime_type()
+del _api
