@@ -27,20 +27,39 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
-from nailseg import demo, jsonbody, metrics, pipeline, reqlog, shutdown
+from nailseg import logs as reqlog
+from nailseg import metrics
+from nailseg.api import jsonbody
+from nailseg.api.guard import RequestGuard, serve_known_paths_only
+from nailseg.api.guard.auth import AccessPolicy, shown_checkpoint_path
+from nailseg.api.guard.limits import InflightImages, RateLimiter
+from nailseg.api.openapi import OpenApiDocs
+from nailseg.api.runner_watch import RunnerWatch, unavailable
+from nailseg.api.schemas import (
+    SUPPORTED_FORMATS,
+    BatchImage,
+    ErrorDetail,
+    ErrorResponse,
+    HealthResponse,
+    InitializeRequest,
+    InitializeResponse,
+    MaskFormat,
+    MaskRequest,
+    ModelInfoBrief,
+    ModelInfoResponse,
+    RunnerStatus,
+    SegmentBatchRequest,
+    SegmentBatchResponse,
+    SegmentOptions,
+    SegmentRequest,
+    SegmentResponse,
+)
+from nailseg.client import demo
+from nailseg.compat import shutdown
 from nailseg.config import get_settings
 from nailseg.errors import ApiError, ErrorCode
-from nailseg.admission import InflightImages, RateLimiter
-from nailseg.middleware import RequestGuard, serve_known_paths_only
-from nailseg.openapi import OpenApiDocs
-from nailseg.pipeline import PreparedImage
-from nailseg.runner_watch import RunnerWatch, unavailable
-from nailseg.schemas import (
-    SUPPORTED_FORMATS, ErrorDetail, ErrorResponse, HealthResponse, InitializeRequest, InitializeResponse,
-    BatchImage, MaskFormat, MaskRequest, ModelInfoBrief, ModelInfoResponse, RunnerStatus, SegmentBatchRequest,
-    SegmentOptions, SegmentRequest, SegmentBatchResponse, SegmentResponse,
-)
-from nailseg.security import AccessPolicy, shown_checkpoint_path
+from nailseg.images import pipeline
+from nailseg.images.pipeline import PreparedImage
 from runners.unet_runner import UNetRunner
 
 PREFIX = "/api/unet"

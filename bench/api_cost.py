@@ -23,10 +23,12 @@ from unittest import mock
 import cv2
 import numpy as np
 
-from nailseg import imaging, jsonbody, pipeline
-from nailseg.imaging import encode_png
-from nailseg.preprocess import Preprocessing
-from nailseg.schemas import ModelInfoBrief, SegmentRequest, SegmentResponse
+from nailseg.api import jsonbody
+from nailseg.api.schemas import ModelInfoBrief, SegmentRequest, SegmentResponse
+from nailseg.images import codec as imaging
+from nailseg.images import pipeline
+from nailseg.images.codec import encode_png
+from nailseg.model.spec import Preprocessing
 
 MAX_PIXELS = 10**8
 BRIEF = ModelInfoBrief(model_variant="custom", device="cpu")
@@ -81,7 +83,7 @@ def model_probabilities(engine, photos: list[bytes]) -> list[np.ndarray]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from bench.run import ROOT, load_photos
+    from bench.photos import ROOT, load_photos
     from nailseg.config import load_settings
     from training.evaluate import engine_for
 

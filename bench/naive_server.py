@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from nailseg.checkpoint import read_checkpoint
+from nailseg.model.checkpoint import read_checkpoint
 
 
 def build_app(checkpoint: str) -> Starlette:

@@ -35,34 +35,22 @@ import torch
 
 from bench.api_cost import api_costs, json_answer, json_request, model_probabilities
 from bench.load import LoadResult, closed_loop
-from nailseg import postprocess
+from bench.photos import ROOT, load_photos
 from nailseg.config import load_settings
-from nailseg.backends import openvino_available
-from nailseg.hardware import cpu_bf16_flags, cpu_has_fast_bf16, cpu_int8_flags, cpu_model
-from nailseg.imaging import b64_png, decode_base64, decode_image, decode_reduced
-from nailseg.preprocess import resize_to_model
-from nailseg.quantize import nncf_available
+from nailseg.images import postprocess
+from nailseg.images.codec import b64_png, decode_base64, decode_image, decode_reduced
+from nailseg.images.resize import resize_to_model
+from nailseg.inference.backends import openvino_available
+from nailseg.inference.hardware import (
+    cpu_bf16_flags,
+    cpu_has_fast_bf16,
+    cpu_int8_flags,
+    cpu_model,
+)
+from nailseg.store.quantize import nncf_available
 from training.evaluate import engine_for
 
-ROOT = Path(__file__).resolve().parent.parent
-DATA = ROOT.parent / "shared" / "data" / "nails-roboflow"
 BATCH_PER_REQUEST = 8  # images per /segment-batch request in the batching client's measurement
-SIZES = [(432, 432), (640, 480), (1024, 768), (1280, 960)]  # (w, h): what phones and web uploads send
-
-
-def load_photos(n: int) -> list[bytes]:
-    """n real photos as JPEG bytes, resized round-robin to mixed sizes."""
-    if (DATA / "splits" / "test.txt").exists():
-        stems = (DATA / "splits" / "test.txt").read_text().split()[:n]
-        paths = [DATA / "images" / f"{s}.jpg" for s in stems]
-    else:
-        paths = sorted((ROOT / "examples").glob("*.jpg"))
-    out = []
-    for i in range(n):
-        img = cv2.imread(str(paths[i % len(paths)]))
-        img = cv2.resize(img, SIZES[i % len(SIZES)], interpolation=cv2.INTER_CUBIC)
-        out.append(cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes())
-    return out
 
 
 def ceiling(engine, photos: list[bytes], seconds: float, sizes=None) -> list[dict]:

@@ -13,10 +13,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from nailseg.checkpoint import CheckpointError, find_checkpoint, read_checkpoint
 from nailseg.config import ConfigError, load_settings
-from nailseg.quantize import Int8Gate
-from nailseg.store import StoredModelInfo, import_checkpoint
+from nailseg.model.checkpoint import CheckpointError, find_checkpoint, read_checkpoint
+from nailseg.model.spec import Int8Gate, StoredModelInfo
+from nailseg.store.importer import import_checkpoint
 
 
 def main(argv: list[str] | None = None) -> int:

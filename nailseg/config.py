@@ -11,7 +11,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 ENV_PREFIX = "UNET_"
@@ -47,7 +54,7 @@ class InferenceSettings(_Section):
     enable_batch_processing: bool = True
     max_latency_ms: int = Field(5000, ge=1, description="adaptive batching: longest a request may wait")
     max_batch_wait_ms: float = Field(0, ge=0, description="longest the batcher may hold a request to fill a batch")
-    precision: Literal["auto", "fp32", "bf16", "fp16", "int8"] = "auto"  # auto: see nailseg/precision.py
+    precision: Literal["auto", "fp32", "bf16", "fp16", "int8"] = "auto"  # auto: see nailseg/inference/precision.py
     backend: Literal["auto", "torch", "openvino"] = "auto"
     test_time_flip: bool = Field(False, description="also segment the mirror image and average: better masks, "
                                  "twice the model time")

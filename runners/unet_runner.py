@@ -15,12 +15,15 @@ import bentoml
 import numpy as np
 import torch
 
-from nailseg import metrics, shutdown
-from nailseg.batching import cap_batch_wait
+from nailseg import metrics
+from nailseg.api.schemas import RunnerStatus, SkippedModel
+from nailseg.compat import shutdown
+from nailseg.compat.batching import cap_batch_wait
 from nailseg.config import get_settings
-from nailseg.engine import InferenceEngine
-from nailseg.schemas import RunnerStatus, SkippedModel
-from nailseg.store import MODEL_NAME, StoredModelInfo, candidates, load_stored, require_stored
+from nailseg.inference.engine import InferenceEngine
+from nailseg.model.spec import StoredModelInfo
+from nailseg.store.entries import MODEL_NAME, candidates, require_stored
+from nailseg.store.load import load_stored
 
 log = logging.getLogger("unet.runner")
 RUNNER_TIMEOUT_S = 120

@@ -10,7 +10,8 @@ import pytest
 import torch
 from hypothesis import settings as hypothesis_settings
 
-from nailseg.model import Architecture, AttentionUNet
+from nailseg.model.spec import Architecture
+from nailseg.model.unet import AttentionUNet
 
 # property-based tests: no per-example deadline (a shared CI machine is slow at times); in CI (CI=true)
 # the same examples every run, no example database
@@ -111,3 +112,16 @@ def trained_run(tmp_path_factory) -> Path:
     data = make_synthetic_dataset(root / "data", counts=(24, 4, 4))
     return train(TrainConfig(data=data, out=root / "run", base_channels=8, depth=2, image_size=64, epochs=5,
                              batch_size=4, lr=1e-2, bf16=False))
+
+
+@pytest.fixture(scope="session")
+def bundled_store(tmp_path_factory) -> Path:
+    """A BENTOML_HOME whose model store holds the bundled model (as `python -m models_import` leaves it)."""
+    import subprocess
+    import sys
+
+    home = tmp_path_factory.mktemp("bundled-store")
+    subprocess.run([sys.executable, "-m", "models_import", "--checkpoint", str(require_bundled())], cwd=ROOT,
+                   env={**os.environ, "BENTOML_HOME": str(home), "BENTOML_DO_NOT_TRACK": "True"},
+                   capture_output=True, text=True, check=True)
+    return home

@@ -16,7 +16,6 @@ from typing import Iterator
 
 import httpx
 import pytest
-
 from conftest import ROOT
 
 BIN = Path(sys.executable).parent

@@ -1,4 +1,4 @@
-"""The private batcher patch (nailseg/batching.py) refuses BentoML versions it was not verified with."""
+"""The private batcher patch (nailseg/compat/batching.py) refuses BentoML versions it was not verified with."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import types
 import bentoml
 import pytest
 
-from nailseg import batching
+from nailseg.compat import batching
 
 
 def test_unverified_bentoml_version_fails_loudly(monkeypatch):

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import torch
 import yaml
-
 from conftest import ROOT, randomised_model, users_checkpoint
 
 BIN = Path(sys.executable).parent
@@ -36,7 +35,7 @@ def test_bentoml_build_packs_the_service_and_model(tmp_path):
     assert services["unet_api"]["dependencies"] == [{"service": "unet_runner"}]
     (model,) = services["unet_runner"]["models"]  # containerize packs it from the store
     assert model["tag"] == imported
-    for path in ["service.py", "config.yaml", "nailseg/engine.py", "runners/unet_runner.py", "models_import/__main__.py"]:
+    for path in ["service.py", "config.yaml", "nailseg/inference/engine.py", "runners/unet_runner.py", "models_import/__main__.py"]:
         assert (bento / "src" / path).exists(), path
     assert not (bento / "src" / "tests").exists() and not (bento / "src" / "runs").exists()
     dockerfile = (bento / "env" / "docker" / "Dockerfile").read_text()

@@ -21,10 +21,9 @@ import httpx
 import pytest
 import torch
 import yaml
-from safetensors.torch import load_file, save_file
-
 from conftest import example_photos, randomised_model, users_checkpoint
 from e2e_server import Server, run_import, serve_env, serving
+from safetensors.torch import load_file, save_file
 
 PHOTO = base64.b64encode(example_photos()[0][0].read_bytes()).decode()
 LIVENESS_S = 8

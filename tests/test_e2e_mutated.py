@@ -10,13 +10,13 @@ import io
 
 import httpx
 import pytest
-from PIL import Image
-
 from mutated_images import mutated_corpus, seed_files
-from nailseg.errors import ApiError, ErrorCode
-from nailseg.pipeline import prepare_bytes
-from nailseg.preprocess import Preprocessing
+from PIL import Image
 from test_e2e_service import assert_error, b64, png_array, server  # noqa: F401  (the fixture, reused)
+
+from nailseg.errors import ApiError, ErrorCode
+from nailseg.images.pipeline import prepare_bytes
+from nailseg.model.spec import Preprocessing
 
 SERVER_PIXEL_LIMIT = 4_000_000  # UNET_LIMITS_MAX_IMAGE_PIXELS in the server fixture
 CORPUS = mutated_corpus(300)
@@ -141,7 +141,10 @@ def test_openapi_fuzzing_finds_no_5xx_and_no_body_unlike_its_schema(server):
     import schemathesis
     from hypothesis import HealthCheck, given, settings
     from schemathesis.checks import not_a_server_error
-    from schemathesis.specs.openapi.checks import response_schema_conformance, status_code_conformance
+    from schemathesis.specs.openapi.checks import (
+        response_schema_conformance,
+        status_code_conformance,
+    )
 
     checks = [not_a_server_error, status_code_conformance, response_schema_conformance, _errors_in_the_error_shape]
     schema = schemathesis.openapi.from_url(server.url + "/docs.json")

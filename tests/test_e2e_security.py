@@ -10,9 +10,8 @@ import bentoml
 import httpx
 import numpy as np
 import pytest
-from PIL import Image
-
 from conftest import example_photos
+from PIL import Image
 from test_e2e_service import assert_error, b64, png_array, start_server
 
 KEYS = [secrets.token_hex(16) for _ in range(40)]  # one per test (or thread): the rate limit is per key

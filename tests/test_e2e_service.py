@@ -14,13 +14,13 @@ import cv2
 import httpx
 import numpy as np
 import pytest
-from PIL import Image
-
 from conftest import BUNDLED_MIN_DICE, dice, example_photos, require_bundled
 from e2e_server import Server, run_import, serve_env, serving
-from nailseg.checkpoint import file_sha256
-from nailseg.hardware import cpu_bf16_flags, cpu_int8_flags
-from nailseg.quantize import nncf_available
+from PIL import Image
+
+from nailseg.inference.hardware import cpu_bf16_flags, cpu_int8_flags
+from nailseg.model.checkpoint import file_sha256
+from nailseg.store.quantize import nncf_available
 
 MAX_BODY_MB = 2
 MAX_BATCH = 4
@@ -210,6 +210,7 @@ def test_service_mask_equals_evaluation_mask(server):
 def test_evaluation_through_the_server_scores_what_clients_get(server):
     """`python -m training.evaluate --url`: the served masks score exactly as the in-process ones."""
     from conftest import DATA
+
     from nailseg.config import load_settings
     from training.evaluate import engine_for, evaluate, evaluate_served
 

@@ -7,13 +7,19 @@ import concurrent.futures
 import numpy as np
 import pytest
 import torch
-
 from conftest import example_photos, randomised_model, require_bundled
-from nailseg.backends import OpenVinoBackend, TorchBackend, openvino_available, resolve_backend
+
 from nailseg.config import load_settings
-from nailseg.engine import InferenceEngine
-from nailseg.preprocess import Preprocessing, to_tensor
-from nailseg.quantize import nncf_available
+from nailseg.inference.backends import (
+    OpenVinoBackend,
+    TorchBackend,
+    openvino_available,
+    resolve_backend,
+)
+from nailseg.inference.engine import InferenceEngine
+from nailseg.inference.normalize import to_tensor
+from nailseg.model.spec import Preprocessing
+from nailseg.store.quantize import nncf_available
 from training.data import read_mask
 from training.evaluate import engine_for, predict_mask, score
 

@@ -14,17 +14,25 @@ import warnings
 import cv2
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, example, given, settings, strategies as st
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+from mutated_images import (
+    PNG_SIGNATURE,
+    declare_size,
+    flip,
+    lie_about_length,
+    mutated_corpus,
+    seed_files,
+    truncate,
+)
 from PIL import Image
 
-from mutated_images import (PNG_SIGNATURE, declare_size, flip, lie_about_length, mutated_corpus, seed_files,
-                            truncate)
-from nailseg import postprocess
+from nailseg.api.schemas import SegmentOptions
 from nailseg.errors import ApiError, ErrorCode
-from nailseg.imaging import decode_image
-from nailseg.pipeline import finish, prepare_bytes
-from nailseg.preprocess import Preprocessing
-from nailseg.schemas import SegmentOptions
+from nailseg.images import postprocess
+from nailseg.images.codec import decode_image
+from nailseg.images.pipeline import finish, prepare_bytes
+from nailseg.model.spec import Preprocessing
 
 LIMIT = 4_000_000
 PREP = Preprocessing(image_size=(32, 32))

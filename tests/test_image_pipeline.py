@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from nailseg import postprocess
+from nailseg.api.schemas import SegmentOptions
 from nailseg.errors import ApiError, ErrorCode
-from nailseg.imaging import decode_base64, decode_image
-from nailseg.pipeline import finish, mask_for, prepare_bytes
-from nailseg.preprocess import Preprocessing
-from nailseg.schemas import SegmentOptions
+from nailseg.images import postprocess
+from nailseg.images.codec import decode_base64, decode_image
+from nailseg.images.pipeline import finish, mask_for, prepare_bytes
+from nailseg.model.spec import Preprocessing
 
 LIMIT = 10_000_000
 
@@ -121,7 +121,7 @@ def test_threshold_decides_the_mask():
 
 
 def test_large_jpeg_is_decoded_reduced_but_masked_at_full_size():
-    from nailseg.imaging import decode_reduced
+    from nailseg.images.codec import decode_reduced
 
     big = photo(1600, 1200).resize((1600, 1200))
     exif = Image.Exif()
@@ -142,7 +142,7 @@ def test_large_jpeg_is_decoded_reduced_but_masked_at_full_size():
 def test_the_turbojpeg_path_gives_pil_decoders_pixels(kw, size):
     """Reduced JPEG decodes go through simplejpeg where they can; they must be the pixels (and size) PIL's
     own decoder gives at the same scale, so the model sees exactly what it was measured on."""
-    from nailseg.imaging import _turbo_scaled, decode_opened, open_image
+    from nailseg.images.codec import _turbo_scaled, decode_opened, open_image
 
     kw = dict(kw)
     img = Image.fromarray(cv2.GaussianBlur(np.asarray(photo(*size)), (9, 9), 3)).convert(kw.pop("mode", "RGB"))
@@ -161,7 +161,7 @@ def test_the_turbojpeg_path_decodes_only_the_size_whose_pixels_were_counted():
     """PIL takes a JPEG's last frame header before the scan (and checks its pixel count), libjpeg the first.
     A file with a first one declaring 65,000 x 65,000 is never given to TurboJPEG: PIL decodes it, and
     refuses it with the usual 400."""
-    from nailseg.imaging import _turbo_scaled, decode_opened, open_image
+    from nailseg.images.codec import _turbo_scaled, decode_opened, open_image
 
     raw = encode(photo(640, 480), "JPEG")
     sof = raw.index(b"\xff\xc0")
@@ -177,7 +177,7 @@ def test_the_turbojpeg_path_decodes_only_the_size_whose_pixels_were_counted():
 
 
 def test_a_damaged_jpeg_gets_the_same_error_on_the_turbojpeg_path():
-    from nailseg.imaging import decode_opened, open_image
+    from nailseg.images.codec import decode_opened, open_image
 
     raw = encode(photo(640, 480), "JPEG")
     cut = raw[: len(raw) // 2]
@@ -271,7 +271,7 @@ def test_visualizations_are_drawn_at_a_bounded_size():
 
 
 def test_batch_pixel_budget_counts_declared_pixels_of_the_good_images_only():
-    from nailseg.pipeline import prepare_many
+    from nailseg.images.pipeline import prepare_many
 
     prep = Preprocessing(image_size=(32, 32))
     good = base64.b64encode(encode(photo(100, 50), "PNG")).decode()  # 5,000 pixels
@@ -293,14 +293,14 @@ def test_request_fields_are_strictly_typed(body):
 
     from pydantic import ValidationError
 
-    from nailseg.schemas import SegmentRequest
+    from nailseg.api.schemas import SegmentRequest
 
     with pytest.raises(ValidationError):
         SegmentRequest.model_validate_json(json.dumps(body))
 
 
 def test_integer_thresholds_are_numbers():
-    from nailseg.schemas import SegmentRequest
+    from nailseg.api.schemas import SegmentRequest
 
     assert SegmentRequest.model_validate_json('{"image_data": "aGk=", "threshold": 1}').threshold == 1.0
     assert SegmentRequest.model_validate_json('{"image_data": "aGk=", "threshold": 0}').threshold == 0.0
@@ -331,7 +331,7 @@ def test_files_built_to_burn_cpu_are_refused_before_decoding(raw, ok):
 
 @pytest.mark.parametrize("shape", [(1, 1), (1, 7), (5, 1), (48, 64), (768, 1024)])
 def test_mask_pngs_decode_to_the_same_pixels_in_libpng_and_pil(shape):
-    from nailseg.imaging import encode_png
+    from nailseg.images.codec import encode_png
 
     rng = np.random.default_rng(len(shape) + shape[0])
     mask = (rng.random(shape) > 0.7).astype(np.uint8) * 255

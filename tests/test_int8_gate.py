@@ -8,21 +8,21 @@ import os
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 import yaml
-
 from conftest import EXAMPLES, ROOT, require_bundled, users_checkpoint
-from nailseg import hardware
-from nailseg.backends import INT8_FAILED_XML, INT8_XML, openvino_available
-from nailseg.checkpoint import read_checkpoint
+
 from nailseg.config import load_settings
-from nailseg.engine import InferenceEngine
-from nailseg.precision import resolve_precision
-from nailseg.quantize import Int8Gate, nncf_available
+from nailseg.inference import hardware
+from nailseg.inference.backends import INT8_FAILED_XML, INT8_XML, openvino_available
+from nailseg.inference.engine import InferenceEngine
+from nailseg.inference.precision import resolve_precision
+from nailseg.model.checkpoint import read_checkpoint
+from nailseg.model.spec import Int8Gate
+from nailseg.store.quantize import nncf_available
 
 CPU = torch.device("cpu")
 PASSED = Int8Gate(passed=True, mask_iou=0.981, mean_abs_prob_diff=0.0016, inputs=16, calibration_images="examples")

@@ -16,7 +16,6 @@ import kubernetes_validate
 import pytest
 import torch
 import yaml
-
 from conftest import ROOT, randomised_model, users_checkpoint
 
 K8S = ROOT / "deploy" / "k8s"

@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 import os
 import time
-from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import TINY, randomised_model, users_checkpoint
-from nailseg.checkpoint import CheckpointError, find_checkpoint, read_checkpoint
-from nailseg.model import PRESETS, Architecture, AttentionUNet, parameter_count
+
+from nailseg.model.checkpoint import CheckpointError, find_checkpoint, read_checkpoint
+from nailseg.model.spec import PRESETS, Architecture
+from nailseg.model.unet import AttentionUNet, parameter_count
 
 
 def test_presets_have_the_documented_parameter_counts():

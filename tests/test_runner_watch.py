@@ -7,10 +7,10 @@ import logging
 
 import pytest
 
-from nailseg import reqlog
+from nailseg import logs as reqlog
+from nailseg.api.runner_watch import RunnerWatch
 from nailseg.config import HealthSettings
 from nailseg.errors import ApiError, ErrorCode
-from nailseg.runner_watch import RunnerWatch
 
 
 class FakeRunner:

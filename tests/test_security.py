@@ -15,10 +15,17 @@ from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from nailseg.admission import InflightImages, RateLimiter
+from nailseg.api.guard import KnownPathsOnly, RequestGuard, serves
+from nailseg.api.guard.auth import (
+    AccessPolicy,
+    KeyRing,
+    Role,
+    presented_key,
+    read_key_file,
+    shown_checkpoint_path,
+)
+from nailseg.api.guard.limits import InflightImages, RateLimiter
 from nailseg.config import ConfigError, load_settings
-from nailseg.middleware import KnownPathsOnly, RequestGuard, serves
-from nailseg.security import AccessPolicy, KeyRing, Role, presented_key, read_key_file, shown_checkpoint_path
 
 API_KEY, ADMIN_KEY, OTHER_KEY = "client-key-0123456789", "admin-key-0123456789", "other-key-0123456789"
 

@@ -9,9 +9,9 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import ROOT
-from nailseg import shutdown
+
+from nailseg.compat import shutdown
 
 
 def test_a_shut_listening_socket_refuses_new_connections_for_every_holder():
@@ -76,7 +76,7 @@ def test_connections_already_queued_are_answered_not_reset_and_new_ones_refused(
 
 _API_WORKER_GETS_SIGTERM = """
 import asyncio, os, signal, socket, sys
-from nailseg import shutdown
+from nailseg.compat import shutdown
 
 class Uvicorn:  # what the worker finds: uvicorn.Server, whose handle_exit is the SIGTERM handler
     def __init__(self):
@@ -125,7 +125,7 @@ def test_on_sigterm_the_api_worker_refuses_new_connections_then_lets_uvicorn_exi
 _UVICORN_WITH_QUEUED_CONNECTIONS = """
 import asyncio, socket, sys, threading
 import uvicorn
-from nailseg import shutdown
+from nailseg.compat import shutdown
 
 async def app(scope, receive, send):
     await send({"type": "http.response.start", "status": 200, "headers": []})

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pytest
-
 from conftest import BUNDLED_MIN_DICE, dice, example_photos, require_bundled
 from e2e_server import Server, free_port, launch, run_import
 from test_e2e_service import b64, png_array

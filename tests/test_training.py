@@ -7,10 +7,10 @@ import json
 import numpy as np
 import pytest
 import torch
-
 from conftest import BUNDLED, BUNDLED_MIN_TEST_DICE, BUNDLED_MIN_TEST_DICE_FLIP, DATA
-from nailseg.checkpoint import find_checkpoint, read_checkpoint
+
 from nailseg.config import load_settings
+from nailseg.model.checkpoint import find_checkpoint, read_checkpoint
 from training.evaluate import engine_for, evaluate, score
 
 

@@ -15,11 +15,17 @@ import cv2
 import httpx
 import numpy as np
 import pytest
+from conftest import example_photos
 from PIL import Image
 from pycocotools import mask as coco_mask
-
-from conftest import example_photos
-from test_e2e_service import MAX_BATCH, MAX_BODY_MB, assert_error, b64, png_array, server  # noqa: F401 (fixture)
+from test_e2e_service import (  # noqa: F401 (fixture)
+    MAX_BATCH,
+    MAX_BODY_MB,
+    assert_error,
+    b64,
+    png_array,
+    server,
+)
 
 PHOTO = example_photos()[1][0]
 
@@ -226,6 +232,7 @@ def test_grafana_dashboard_uses_only_the_services_metrics():
     import re
 
     from conftest import ROOT
+
     from nailseg.metrics import __doc__ as metrics_doc
 
     dashboard = json.loads((ROOT / "deploy" / "grafana" / "unet-dashboard.json").read_text())
@@ -281,11 +288,12 @@ def test_console_script_points_at_the_client():
     import tomllib
 
     from conftest import ROOT
-    from nailseg import client
+
+    from nailseg.client import cli as client
 
     scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
     module, func = scripts["nailseg"].split(":")
-    assert module == "nailseg.client" and getattr(client, func) is client.main
+    assert module == "nailseg.client.cli" and getattr(client, func) is client.main
 
 
 # ---- the demo page --------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from nailseg.model import AttentionUNet, parameter_count
+from nailseg.model.unet import AttentionUNet, parameter_count
 
 
 def model_info(model: AttentionUNet) -> dict[str, Any]:

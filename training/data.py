@@ -10,8 +10,8 @@ from typing import Literal
 import cv2
 import numpy as np
 
-from nailseg.pipeline import prepare_bytes
-from nailseg.preprocess import Preprocessing
+from nailseg.images.pipeline import prepare_bytes
+from nailseg.model.spec import Preprocessing
 
 MAX_PIXELS = 100_000_000  # training photos are trusted; the service's own limit guards requests
 

@@ -23,14 +23,18 @@ import httpx
 import numpy as np
 from pydantic import BaseModel
 
-from nailseg import pipeline
-from nailseg.client import mask_png
-from nailseg.checkpoint import CheckpointError, read_checkpoint
+from nailseg.client.cli import mask_png
 from nailseg.config import Settings, load_settings
-from nailseg.engine import InferenceEngine
-from nailseg.hardware import cpu_int8_flags
-from nailseg.quantize import DEFAULT_CALIBRATION, export_gated_int8, nncf_available
-from nailseg.store import preprocessing_for
+from nailseg.images import pipeline
+from nailseg.inference.engine import InferenceEngine
+from nailseg.inference.hardware import cpu_int8_flags
+from nailseg.model.checkpoint import CheckpointError, read_checkpoint
+from nailseg.store.importer import preprocessing_for
+from nailseg.store.quantize import (
+    DEFAULT_CALIBRATION,
+    export_gated_int8,
+    nncf_available,
+)
 from training.data import read_mask, read_split
 
 

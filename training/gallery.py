@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 from nailseg.config import load_settings
-from nailseg.postprocess import overlay
+from nailseg.images.postprocess import overlay
 from training.data import read_mask, read_rgb, read_split
 from training.evaluate import engine_for, predict_mask, score
 

@@ -17,12 +17,13 @@ from pydantic import BaseModel
 from torch import nn
 from tqdm import tqdm
 
-from nailseg.checkpoint import read_checkpoint
-from nailseg.hardware import cpu_has_fast_bf16
-from nailseg.model import PRESETS, Architecture, AttentionUNet
-from nailseg.preprocess import Preprocessing, to_tensor
+from nailseg.inference.hardware import cpu_has_fast_bf16
+from nailseg.inference.normalize import to_tensor
+from nailseg.model.checkpoint import read_checkpoint
+from nailseg.model.spec import PRESETS, Architecture, Preprocessing
+from nailseg.model.unet import AttentionUNet
 from training.checkpoints import CheckpointWriter, checkpoint_payload
-from training.data import AugmentName, Augmenter, load_at_size, read_split
+from training.data import Augmenter, AugmentName, load_at_size, read_split
 
 log = logging.getLogger("training")
 

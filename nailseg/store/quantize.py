@@ -24,13 +24,19 @@ from pathlib import Path
 
 import numpy as np
 
-from nailseg import pipeline
-from nailseg.backends import INT8_FAILED_XML, INT8_XML, convert_to_openvino
-from nailseg.model import AttentionUNet
-from nailseg.model_info import GATE_MAX_PROB_DIFF, GATE_MIN_IOU, GATE_THRESHOLD, Int8Gate  # noqa: F401 (re-exported)
-from nailseg.preprocess import Preprocessing, to_tensor
+from nailseg.images import pipeline
+from nailseg.inference.backends import INT8_FAILED_XML, INT8_XML, convert_to_openvino
+from nailseg.inference.normalize import to_tensor
+from nailseg.model.spec import (
+    GATE_MAX_PROB_DIFF,
+    GATE_MIN_IOU,
+    GATE_THRESHOLD,
+    Int8Gate,
+    Preprocessing,
+)
+from nailseg.model.unet import AttentionUNet
 
-DEFAULT_CALIBRATION = Path(__file__).resolve().parents[1] / "examples"
+DEFAULT_CALIBRATION = Path(__file__).resolve().parents[2] / "examples"
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 
 

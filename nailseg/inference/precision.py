@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 import torch
 
-from nailseg.backends import openvino_available
-from nailseg.hardware import cpu_bf16_flags, cpu_int8_flags
-from nailseg.quantize import Int8Gate
+from nailseg.inference.backends import openvino_available
+from nailseg.inference.hardware import cpu_bf16_flags, cpu_int8_flags
+from nailseg.model.spec import Int8Gate
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@
   limit is passed (chunked uploads).
 - JSON bodies of the validated routes are parsed and checked against their pydantic models
   here, so a bad request gets our error body (code, message, field details), not BentoML's.
-- Multipart bodies of the upload routes (``forms``) are checked the same way (nailseg/uploads.py).
+- Multipart bodies of the upload routes (``forms``) are checked the same way (nailseg/api/guard/forms.py).
 - Any other error response (404, 405, BentoML's own) is rewritten into the same error shape,
   without internals.
 - ``KnownPathsOnly`` (outermost, in front of BentoML's own metrics middleware): a path no route
@@ -28,12 +28,12 @@ from pydantic import BaseModel, ValidationError
 from starlette.routing import BaseRoute, Match, Mount
 from starlette.staticfiles import StaticFiles
 
-from nailseg import reqlog
-from nailseg.admission import InflightImages, RateLimiter
+from nailseg import logs as reqlog
+from nailseg.api.guard.auth import AccessPolicy, Refusal
+from nailseg.api.guard.forms import check_form
+from nailseg.api.guard.limits import InflightImages, RateLimiter
+from nailseg.api.schemas import ErrorDetail, ErrorResponse, ModelInfoBrief
 from nailseg.errors import ErrorCode
-from nailseg.schemas import ErrorDetail, ErrorResponse, ModelInfoBrief
-from nailseg.security import AccessPolicy, Refusal
-from nailseg.uploads import check_form
 
 Scope = dict[str, Any]
 Message = dict[str, Any]

@@ -1,4 +1,4 @@
-"""The BentoML model store: import a checkpoint as ``unet:<version>``, load it back.
+"""Importing a checkpoint into the BentoML model store as ``unet:<version>`` (offline: `python -m models_import`).
 
 Weights are stored as safetensors (no code can hide in them); everything a server or a
 person needs to know about the model is in the store entry's metadata.
@@ -8,24 +8,25 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import bentoml
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
-from nailseg import quantize
-from nailseg.backends import IR_XML, OPENVINO_DIR, export_openvino, openvino_available
-from nailseg.checkpoint import Checkpoint, CheckpointError
 from nailseg.config import Settings
-from nailseg.model import AttentionUNet, parameter_count
-from nailseg.model_info import StoredModelInfo
-from nailseg.preprocess import Preprocessing
-
-MODEL_NAME = "unet"
-WEIGHTS_FILE = "weights.safetensors"
+from nailseg.inference.backends import (
+    OPENVINO_DIR,
+    export_openvino,
+    openvino_available,
+)
+from nailseg.model.checkpoint import Checkpoint, CheckpointError
+from nailseg.model.spec import Int8Gate, Preprocessing, StoredModelInfo
+from nailseg.model.unet import AttentionUNet, parameter_count
+from nailseg.store import quantize
+from nailseg.store.entries import MODEL_NAME, find_imported
+from nailseg.store.load import WEIGHTS_FILE
 
 
 def preprocessing_for(ckpt: Checkpoint, settings: Settings) -> tuple[Preprocessing, str]:
@@ -36,17 +37,6 @@ def preprocessing_for(ckpt: Checkpoint, settings: Settings) -> tuple[Preprocessi
     if p.normalize:
         return Preprocessing(image_size=p.image_size, mean=p.mean, std=p.std), "config.yaml"
     return Preprocessing(image_size=p.image_size), "config.yaml"
-
-
-def find_imported(sha256: str) -> bentoml.Model | None:
-    try:
-        models = bentoml.models.list(MODEL_NAME)
-    except bentoml.exceptions.NotFound:
-        return None
-    for model in models:
-        if model.info.labels.get("source_sha256") == sha256:
-            return model
-    return None
 
 
 def import_checkpoint(ckpt: Checkpoint, settings: Settings,
@@ -72,7 +62,7 @@ def import_checkpoint(ckpt: Checkpoint, settings: Settings,
         return _save(ckpt, model, prep, prep_source, gate, Path(ir_dir)), True
 
 
-def _export_ir(model: AttentionUNet, prep: Preprocessing, calibration: Path, ir_dir: Path) -> quantize.Int8Gate | None:
+def _export_ir(model: AttentionUNet, prep: Preprocessing, calibration: Path, ir_dir: Path) -> Int8Gate | None:
     """The OpenVINO IRs (fp32, and gated int8 with NNCF) into ``ir_dir``, so the runner only compiles at start-up."""
     if not openvino_available():
         return None
@@ -81,7 +71,7 @@ def _export_ir(model: AttentionUNet, prep: Preprocessing, calibration: Path, ir_
 
 
 def _save(ckpt: Checkpoint, model: AttentionUNet, prep: Preprocessing, prep_source: str,
-          gate: quantize.Int8Gate | None, ir_dir: Path) -> bentoml.Model:
+          gate: Int8Gate | None, ir_dir: Path) -> bentoml.Model:
     info = StoredModelInfo(
         architecture=ckpt.architecture,
         architecture_source=ckpt.architecture_source,
@@ -118,45 +108,3 @@ def _plain(value: Any) -> Any:
     return value
 
 
-@dataclass
-class LoadedModel:
-    model: AttentionUNet  # eval mode, on CPU
-    info: StoredModelInfo
-    tag: str
-    openvino_dir: Path | None  # the IR exported at import time, where there is one
-
-
-def require_stored(tag: str = f"{MODEL_NAME}:latest") -> bentoml.Model:
-    """The store entry, or a LookupError that says how to make one."""
-    try:
-        return bentoml.models.get(tag)
-    except bentoml.exceptions.NotFound as e:
-        raise LookupError(f"{e}; import a checkpoint first: python -m models_import") from None
-
-
-def candidates(pinned: str = "latest") -> list[bentoml.Model]:
-    """The store entries a runner may serve, best first: the pinned tag alone, or every ``unet``
-    version newest first (so a bad newest entry falls back to the one before it)."""
-    if pinned != "latest":
-        return [require_stored(f"{MODEL_NAME}:{pinned}")]
-    try:
-        models = bentoml.models.list(MODEL_NAME)
-    except bentoml.exceptions.NotFound:
-        models = []
-    if not models:
-        require_stored()  # raises the LookupError that says how to import one
-    return sorted(models, key=lambda m: m.info.creation_time, reverse=True)
-
-
-def load_stored(tag: str = f"{MODEL_NAME}:latest") -> LoadedModel:
-    """Load a store entry; ValueError (or the loader's own error) for one that cannot be served."""
-    stored = require_stored(tag)
-    info = StoredModelInfo.model_validate(stored.info.metadata)
-    model = AttentionUNet(info.architecture)
-    weights = load_file(stored.path_of(WEIGHTS_FILE))
-    bad = [name for name, t in weights.items() if t.is_floating_point() and not torch.isfinite(t).all()]
-    if bad:
-        raise ValueError(f"{len(bad)} weight tensors hold NaN or infinity (first: {bad[0]})")
-    model.load_state_dict(weights, strict=True)
-    ir = Path(stored.path_of(OPENVINO_DIR))
-    return LoadedModel(model.eval(), info, str(stored.tag), ir if (ir / IR_XML).exists() else None)

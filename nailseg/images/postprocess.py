@@ -8,8 +8,13 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from nailseg.imaging import b64_png
-from nailseg.schemas import BoundingBox, ConfidenceScores, Contour, Visualizations
+from nailseg.images.codec import b64_png
+from nailseg.images.results import (
+    BoundingBox,
+    ConfidenceScores,
+    Contour,
+    Visualizations,
+)
 
 OVERLAY_COLOUR = (255, 0, 160)  # magenta: stands out on skin and nail polish
 OVERLAY_ALPHA = 0.5

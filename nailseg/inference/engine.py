@@ -21,13 +21,19 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from nailseg.backends import OpenVinoBackend, Session, TorchBackend, resolve_backend
 from nailseg.config import Settings
-from nailseg.hardware import resolve_device
-from nailseg.model import AttentionUNet
-from nailseg.precision import resolve_precision
-from nailseg.preprocess import Preprocessing, normalize_into, resize_to_model
-from nailseg.quantize import Int8Gate
+from nailseg.images.resize import resize_to_model
+from nailseg.inference.backends import (
+    OpenVinoBackend,
+    Session,
+    TorchBackend,
+    resolve_backend,
+)
+from nailseg.inference.hardware import resolve_device
+from nailseg.inference.normalize import normalize_into
+from nailseg.inference.precision import resolve_precision
+from nailseg.model.spec import Int8Gate, Preprocessing
+from nailseg.model.unet import AttentionUNet
 
 log = logging.getLogger(__name__)
 

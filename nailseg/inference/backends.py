@@ -21,8 +21,8 @@ from typing import Protocol
 
 import torch
 
-from nailseg.hardware import cpu_has_fast_bf16
-from nailseg.model import AttentionUNet
+from nailseg.inference.hardware import cpu_has_fast_bf16
+from nailseg.model.unet import AttentionUNet
 
 log = logging.getLogger(__name__)
 

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
-from nailseg.model_info import Int8Gate, StoredModelInfo
+from nailseg.images.results import (
+    CocoRle,
+    ConfidenceScores,
+    Contour,
+    MaskFormat,
+    Visualizations,
+)
+from nailseg.model.spec import Int8Gate, StoredModelInfo
 
 SUPPORTED_FORMATS = ["JPEG", "PNG", "BMP"]
-MaskFormat = Literal["png", "coco_rle", "polygons"]
 
 
 class _Request(BaseModel):
@@ -59,37 +65,6 @@ class ModelInfoBrief(BaseModel):
     model_name: str = "unet"
     model_variant: str
     device: str
-
-
-class ConfidenceScores(BaseModel):
-    overall_mean: float
-    mask_mean: float
-    background_mean: float
-
-
-class BoundingBox(BaseModel):
-    x: int
-    y: int
-    width: int
-    height: int
-
-
-class Contour(BaseModel):
-    points: list[tuple[int, int]]
-    area: float
-    bounding_box: BoundingBox
-
-
-class CocoRle(BaseModel):
-    """A COCO compressed RLE: ``pycocotools.mask.decode(rle)`` gives the (h, w) mask (1 = nail)."""
-
-    size: tuple[int, int] = Field(description="[height, width]")
-    counts: str = Field(description="column-major run lengths (background first), in COCO's compressed string form")
-
-
-class Visualizations(BaseModel):
-    overlay: str = Field(description="base64 PNG: the photo with the mask tinted over it")
-    heatmap: str = Field(description="base64 PNG: nail probability as a colour map")
 
 
 class _Response(BaseModel):

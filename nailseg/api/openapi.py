@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic.json_schema import models_json_schema
 
-from nailseg.schemas import ErrorResponse, HealthResponse, ModelInfoResponse
+from nailseg.api.schemas import ErrorResponse, HealthResponse, ModelInfoResponse
 
 DESCRIPTION = (
     "Segments fingernails in photos with a U-Net. Send a photo (JPEG, PNG or BMP) as base64 JSON "

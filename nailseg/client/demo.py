@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nailseg.postprocess import heatmap
+from nailseg.images.postprocess import heatmap
 
 PAGE = Path(__file__).with_name("demo.html")
 LUT_MARK = "/*JET_LUT*/[]"

@@ -14,8 +14,8 @@ from typing import Any
 
 import torch
 
-from nailseg.model import PRESETS, Architecture, AttentionUNet
-from nailseg.preprocess import Preprocessing
+from nailseg.model.spec import PRESETS, Architecture, Preprocessing
+from nailseg.model.unet import AttentionUNet
 
 SUFFIXES = (".pth", ".pt", ".ckpt")
 _TIMESTAMP = re.compile(r"(\d{8}_\d{6})")

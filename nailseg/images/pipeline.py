@@ -11,14 +11,21 @@ from typing import Protocol
 import numpy as np
 from PIL import Image
 
-from nailseg import maskformats, postprocess
 from nailseg.errors import ApiError, ErrorCode
-from nailseg.imaging import decode_base64, decode_opened, decode_reduced, encode_png, open_image
-from nailseg.preprocess import Preprocessing, resize_to_model
+from nailseg.images import maskformats, postprocess
+from nailseg.images.codec import (
+    decode_base64,
+    decode_opened,
+    decode_reduced,
+    encode_png,
+    open_image,
+)
+from nailseg.images.resize import resize_to_model
+from nailseg.model.spec import Preprocessing
 
 
 class FinishOptions(Protocol):
-    """What ``finish`` reads from a request (nailseg.schemas.SegmentOptions has these fields)."""
+    """What ``finish`` reads from a request (nailseg.api.schemas.SegmentOptions has these fields)."""
 
     return_confidence: bool
     return_contours: bool

@@ -11,8 +11,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from nailseg.imaging import b64_png
-from nailseg.schemas import CocoRle, MaskFormat
+from nailseg.images.codec import b64_png
+from nailseg.images.results import CocoRle, MaskFormat
 
 MIN_POLYGON_POINTS = 3
 

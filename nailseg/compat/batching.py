@@ -21,7 +21,7 @@ _HOOK_PARAMS = ["self", "n", "wait", "duration"]
 def check_bentoml(version: str) -> None:
     if version not in VERIFIED_BENTOML:
         raise RuntimeError(
-            f"cap_batch_wait (nailseg/batching.py) patches a private part of BentoML's batcher and was verified "
+            f"cap_batch_wait (nailseg/compat/batching.py) patches a private part of BentoML's batcher and was verified "
             f"with BentoML {', '.join(VERIFIED_BENTOML)} only; this is BentoML {version}. Pin bentoml=="
             f"{VERIFIED_BENTOML[-1]} or re-verify the patch and add {version} to VERIFIED_BENTOML.")
 
@@ -30,7 +30,7 @@ def _check_hook(dispatcher) -> None:
     hook = getattr(getattr(dispatcher, "Optimizer", None), "log_outbound", None)
     if hook is None or list(inspect.signature(getattr(hook, "__wrapped__", hook)).parameters) != _HOOK_PARAMS:
         raise RuntimeError("BentoML's dispatcher.Optimizer.log_outbound is gone or changed: cap_batch_wait "
-                           "(nailseg/batching.py) cannot patch it")
+                           "(nailseg/compat/batching.py) cannot patch it")
 
 
 def cap_batch_wait(cap_seconds: float) -> None:

@@ -6,46 +6,11 @@ written by the users' training pipeline loads with no key renaming.
 
 from __future__ import annotations
 
-from typing import Literal
-
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
-VariantName = Literal["lightweight", "standard", "deep"]
-
-
-class Architecture(BaseModel):
-    """Everything needed to build the network; stored with every imported model."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    base_channels: int = Field(gt=0)
-    depth: int = Field(ge=1, le=7)
-    attention: bool = True
-    batch_norm: bool = True
-    input_channels: int = 3
-    output_channels: int = 1
-
-    @property
-    def channels(self) -> list[int]:
-        return [self.base_channels * 2**i for i in range(self.depth + 1)]
-
-    @property
-    def variant(self) -> str:
-        """The preset this architecture matches, or "custom"."""
-        for name, preset in PRESETS.items():
-            if preset == self:
-                return name
-        return "custom"
-
-
-PRESETS: dict[str, Architecture] = {
-    "lightweight": Architecture(base_channels=32, depth=3),
-    "standard": Architecture(base_channels=64, depth=4),
-    "deep": Architecture(base_channels=64, depth=5),
-}
+from nailseg.model.spec import Architecture
 
 
 class ConvUnit(nn.Module):
