@@ -70,7 +70,7 @@ class HealthSettings(_Section):
     startup_validation: bool = True
     dummy_inference_test: bool = True
     health_check_interval: float = Field(30, ge=0)
-    runner_probe_interval_s: float = Field(1, gt=0, description="how often the API probes the runner's /livez")
+    runner_probe_interval_s: float = Field(1, gt=0, description="how often the API probes the runner (its ping API)")
     runner_probe_timeout_s: float = Field(3, gt=0, description="a probe slower than this failed")
     runner_probe_failures: int = Field(2, ge=1, description="failed probes in a row that mark the runner down")
     liveness_runner_timeout_s: float = Field(60, gt=0, description="/livez fails once the runner has been down "
@@ -128,7 +128,13 @@ class LoggingSettings(_Section):
     log_requests: bool = False
 
 
+class ApiSettings(_Section):
+    workers: int = Field(1, ge=1, le=256, description="API worker processes (BentoML's workers for unet_api); "
+                         "each decodes and encodes on one core, so a many-core node wants several")
+
+
 class Settings(_Section):
+    api: ApiSettings = ApiSettings()
     model: ModelSettings = ModelSettings()
     preprocessing: PreprocessingSettings = PreprocessingSettings()
     inference: InferenceSettings = InferenceSettings()

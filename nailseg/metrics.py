@@ -25,8 +25,6 @@ import time
 from typing import Any, Iterator
 
 STAGES = ("decode", "runner", "encode")
-ENDPOINTS = ("segment", "segment-image", "mask", "segment-batch", "initialize", "health", "model-info", "demo")
-PREFIX = "/api/unet/"
 _SECONDS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
 
@@ -67,22 +65,17 @@ def get() -> Metrics:
     return Metrics()
 
 
-def endpoint_of(path: str) -> str | None:
-    if not path.startswith(PREFIX):
-        return None
-    name = path[len(PREFIX):]
-    return name if name in ENDPOINTS else None
-
-
 class RequestMetrics:
     """ASGI middleware (outside RequestGuard, so its refusals count too): unet_requests_total by the
-    answer's error code (read from our error body: small) or OK."""
+    answer's error code (read from our error body: small) or OK. ``endpoints``: path -> its label (the
+    route table's names)."""
 
-    def __init__(self, app) -> None:
+    def __init__(self, app, *, endpoints: dict[str, str]) -> None:
         self.app = app
+        self.endpoints = endpoints
 
     async def __call__(self, scope, receive, send) -> None:
-        endpoint = endpoint_of(scope["path"]) if scope["type"] == "http" else None
+        endpoint = self.endpoints.get(scope["path"]) if scope["type"] == "http" else None
         if endpoint is None:
             return await self.app(scope, receive, send)
         state: dict[str, Any] = {"status": 500, "body": []}

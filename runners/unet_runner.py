@@ -3,6 +3,9 @@ workers can be scaled and placed apart. The API service reaches it with ``bentom
 
 Its batch API uses BentoML's adaptive batching; only validated, decoded and resized uint8
 arrays reach it, so one bad request can never fail a batch that holds others.
+
+The API's workers import this module too (``bentoml.depends`` needs the class), so torch and the
+engine are imported inside the class, in the runner's process only.
 """
 
 from __future__ import annotations
@@ -13,24 +16,22 @@ import time
 
 import bentoml
 import numpy as np
-import torch
 
-from nailseg import metrics
+from nailseg import compat, metrics
 from nailseg.api.schemas import RunnerStatus, SkippedModel
 from nailseg.compat import shutdown
-from nailseg.compat.batching import cap_batch_wait
+from nailseg.compat.media_type import fixed_output_media_type
 from nailseg.config import get_settings
-from nailseg.inference.engine import InferenceEngine
 from nailseg.model.spec import StoredModelInfo
 from nailseg.store.entries import MODEL_NAME, candidates, require_stored
-from nailseg.store.load import load_stored
 
 log = logging.getLogger("unet.runner")
 RUNNER_TIMEOUT_S = 120
 settings = get_settings()
 
 
-cap_batch_wait(settings.inference.max_batch_wait_ms / 1000)  # fails loudly on an unverified BentoML
+compat.apply_service_module()
+compat.apply_runner(settings.inference.max_batch_wait_ms / 1000)  # fail loudly on unverified versions
 
 try:  # `bentoml serve` and `bentoml build` need a model: say how to get one, in one line
     require_stored(f"{MODEL_NAME}:{settings.model.tag}")
@@ -54,8 +55,11 @@ class UNetRunner:
     packaged_model = bentoml.models.BentoModel(f"{MODEL_NAME}:latest")
 
     def __init__(self) -> None:
+        import torch  # here, not at the top: the API's workers import this module too
+
         self.settings = settings
-        self.engine: InferenceEngine | None = None
+        self.gpu_available = torch.cuda.is_available()
+        self.engine = None  # nailseg.inference.engine.InferenceEngine
         self.info: StoredModelInfo | None = None
         self.tag: str | None = None
         self.skipped: dict[str, str] = {}  # store tag -> why it is not served
@@ -90,6 +94,9 @@ class UNetRunner:
         Requests in flight keep the engine they started with; the old one is freed when they finish.
         Returns the seconds it took.
         """
+        from nailseg.inference.engine import InferenceEngine
+        from nailseg.store.load import load_stored
+
         started = time.perf_counter()
         with self._reload_lock:
             loaded = load_stored(tag)
@@ -127,6 +134,11 @@ class UNetRunner:
             m.pool.set(engine.utilisation()["input_pool_utilization"])  # slots still in use by other calls
 
     @bentoml.api
+    async def ping(self) -> bool:
+        """The runner process answers (on its event loop, also while the model is busy): the API's liveness probe."""
+        return True
+
+    @bentoml.api
     def status(self, refresh: bool = False) -> RunnerStatus:
         """Real state; re-checks (with a dummy forward pass if configured) at most once per interval."""
         engine = self.engine
@@ -160,7 +172,7 @@ class UNetRunner:
             precision_reason=engine.precision_reason if engine else None,
             backend=engine.backend.name if engine else None,
             test_time_flip=engine.test_time_flip if engine else None,
-            gpu_available=torch.cuda.is_available(),
+            gpu_available=self.gpu_available,
             pools_ready=engine is not None,
             memory_usage=engine.utilisation() if engine else {},
             last_health_check=engine.last_check if engine else None,
@@ -173,8 +185,4 @@ class UNetRunner:
         return self.engine is not None
 
 
-for _api in UNetRunner.apis.values():
-    # BentoML works an answer's media type out of the output's JSON schema on every call (~0.3 ms of
-    # pydantic schema generation per runner request, the hot path); it never changes, so work it out once.
-    _api.output_spec.media_type = _api.output_spec.mime_type()
-del _api
+fixed_output_media_type(UNetRunner)

@@ -15,7 +15,8 @@ from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from nailseg.api.guard import KnownPathsOnly, RequestGuard, serves
+from nailseg.api import guard
+from nailseg.api.known_paths import KnownPathsOnly, serves
 from nailseg.api.guard.auth import (
     AccessPolicy,
     KeyRing,
@@ -154,7 +155,7 @@ class Batch(BaseModel):
     images: list[str]
 
 
-def _app(gate: asyncio.Event | None = None, **guard) -> Starlette:
+def _app(gate: asyncio.Event | None = None, **layers) -> Starlette:
     async def ok(request):
         if gate is not None and request.url.path != "/health":
             await gate.wait()
@@ -165,7 +166,7 @@ def _app(gate: asyncio.Event | None = None, **guard) -> Starlette:
     return KnownPathsOnly(Starlette(routes=routes, middleware=[
         Middleware(CORSMiddleware, allow_origins=["https://nails.example"], allow_methods=["GET", "POST"],
                    allow_headers=["Authorization", "X-API-Key", "Content-Type"], expose_headers=["X-Request-ID"]),
-        Middleware(RequestGuard, **options, **guard)]))
+        *(Middleware(layer, **kw) for layer, kw in guard.layers(**options, **layers))]))
 
 
 def _client(app) -> httpx.AsyncClient:

@@ -27,7 +27,7 @@ def test_a_shut_listening_socket_refuses_new_connections_for_every_holder():
 
 def test_sigterm_still_ends_a_process_that_had_no_handler_before():
     code = ("import os, signal, time\n"
-            "from nailseg import shutdown\n"
+            "from nailseg.compat import shutdown\n"
             "shutdown._chain_sigterm(lambda exit_now: exit_now())\n"
             "os.kill(os.getpid(), signal.SIGTERM)\n"
             "time.sleep(10)\n")

@@ -3,7 +3,7 @@
 BentoML's dependency client waits up to the runner's traffic timeout (~121 s) for an answer, and
 while the runner process is dead its socket (held open by the serve arbiter) still accepts
 connections that nobody reads. So the API watches the runner itself: a probe of the runner's
-``/livez`` every ``health.runner_probe_interval_s`` with a short timeout. After
+``ping`` API every ``health.runner_probe_interval_s`` with a short timeout. After
 ``health.runner_probe_failures`` failed probes in a row the runner is *down*: calls fail at once
 with 503 ``RUNNER_UNAVAILABLE`` (a circuit breaker), calls in flight are abandoned with the same
 answer, and the next good probe closes the circuit again. ``/livez`` fails once the runner has been

@@ -1,5 +1,7 @@
 """``python -m nailseg.client``: the command-line client (nailseg/client/cli.py)."""
 
+import sys
+
 from nailseg.client.cli import main
 
-main()
+sys.exit(main())

@@ -23,7 +23,8 @@ from pathlib import Path
 
 import httpx
 
-PREFIX = "/api/unet"
+from nailseg.api.routes import PREFIX
+
 DEFAULT_URL = "http://localhost:8001"
 PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
 MIME = {".png": "image/png", ".bmp": "image/bmp"}

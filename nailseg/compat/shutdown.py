@@ -111,10 +111,14 @@ def _accept_queued(listener: socket.socket) -> list[socket.socket]:
 
 
 def uvicorn_protocol(server) -> Callable[[], asyncio.Protocol] | None:
-    """The connection protocol a running ``uvicorn.Server`` serves with (what its startup hands its loop)."""
-    config, state, lifespan = (getattr(server, name, None) for name in ("config", "server_state", "lifespan"))
-    if config is None or state is None or lifespan is None or not getattr(config, "loaded", False):
+    """The connection protocol a running ``uvicorn.Server`` serves with (what its startup hands its loop);
+    None for anything that is not a uvicorn server. Its private attributes are read directly: on a uvicorn
+    without them this fails loudly (AttributeError), it never skips the hand-over silently."""
+    import uvicorn
+
+    if not isinstance(server, uvicorn.Server):
         return None
+    config, state, lifespan = server.config, server.server_state, server.lifespan
     return lambda: config.http_protocol_class(config=config, server_state=state, app_state=lifespan.state)
 
 
@@ -185,13 +189,11 @@ def arbiter_removes_sockets_last() -> None:
     runners' unix socket directory, usage tracking) after its event loop has ended, not on SIGTERM.
 
     BentoML 1.4's ``Arbiter.stop`` runs the exit stack first, then circus stops the workers. Only the
-    order is changed; if BentoML's arbiter is not the one this was written against, it is left alone.
+    order is changed; an arbiter that is not the one verified is refused (RuntimeError) rather than patched.
     """
-    try:
-        from bentoml._internal.utils.circus import Arbiter
-        from circus.arbiter import Arbiter as CircusArbiter
-    except ImportError:
-        return
+    from bentoml._internal.utils.circus import Arbiter
+    from circus.arbiter import Arbiter as CircusArbiter
+
     if getattr(Arbiter.start, "_unet_sockets_last", False):
         return
     try:
@@ -200,8 +202,8 @@ def arbiter_removes_sockets_last() -> None:
     except (OSError, TypeError):
         expected = False
     if not expected:
-        log.warning("BentoML's Arbiter is not the one verified: its socket directory goes on SIGTERM")
-        return
+        raise RuntimeError("BentoML's Arbiter.start/stop are not the ones verified (their exit stack moved): "
+                           "nailseg/compat/shutdown.py cannot reorder the socket clean-up")
     start = Arbiter.start
 
     @functools.wraps(start)

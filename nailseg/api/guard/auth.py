@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 from typing import Iterable
 
+from nailseg.api.guard.asgi import Receive, Scope, Send, state
+from nailseg.api.guard.errors import Refusals
 from nailseg.config import ConfigError, SecuritySettings
 from nailseg.errors import ErrorCode
 
@@ -134,3 +136,22 @@ class AccessPolicy:
 def shown_checkpoint_path(path: str, expose_server_paths: bool) -> str:
     """What /model-info says about the checkpoint's origin: its file name unless told otherwise."""
     return path if expose_server_paths else PurePath(path).name
+
+
+class Access:
+    """ASGI layer: refuses a request whose key does not open its path (401/403); names the caller for the
+    rate limit (its key's short digest, else its address)."""
+
+    def __init__(self, app, *, policy: AccessPolicy, refusals: Refusals):
+        self.app, self.policy, self.refusals = app, policy, refusals
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        caller = self.policy.check(scope["path"], dict(scope["headers"]))
+        if isinstance(caller, Refusal):
+            headers = [(b"www-authenticate", b'Bearer realm="unet"')] if caller.code is ErrorCode.UNAUTHORIZED else []
+            return await self.refusals.send(scope, send, caller.code, caller.message, headers=headers)
+        if caller.key_id:
+            state(scope)["caller"] = caller.key_id
+        await self.app(scope, receive, send)

@@ -19,7 +19,7 @@ from nailseg.errors import ErrorCode
 FILE_FIELD = "image"
 MAX_PARTS = 32
 
-Problem = tuple  # (ErrorCode, message[, details]) as RequestGuard reports it
+Problem = tuple  # (ErrorCode, message[, details]), as the validation layer reports it
 
 
 async def check_form(body: bytes, headers: list[tuple[bytes, bytes]], options: type[BaseModel]) -> Problem | None:

@@ -12,6 +12,10 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Callable
 
+from nailseg.api.guard.asgi import Receive, Scope, Send, state
+from nailseg.api.guard.errors import Refusals
+from nailseg.errors import ErrorCode
+
 MAX_CLIENTS = 10_000  # buckets kept; the least recently seen go first (an idle bucket is full anyway)
 
 
@@ -80,3 +84,66 @@ class InflightImages:
 
     def release(self, n: int) -> None:
         self.count -= n
+
+
+def client_of(scope: Scope) -> str:
+    """Who the rate limit counts: the caller's key (set by the access layer), else the client address."""
+    caller = state(scope).get("caller")
+    if caller:
+        return caller
+    client = scope.get("client")
+    return f"addr:{client[0]}" if client else "addr:unknown"
+
+
+class Admission:
+    """ASGI layer, before the body is read: the per-client rate limit (429) and, for the image
+    endpoints, a full in-flight cap (503) answer at once with a Retry-After."""
+
+    def __init__(self, app, *, refusals: Refusals, rate_limit: RateLimiter | None = None,
+                 inflight: InflightImages | None = None, image_paths: frozenset[str] = frozenset(),
+                 open_paths: frozenset[str] = frozenset()):
+        self.app, self.refusals = app, refusals
+        self.rate_limit, self.inflight = rate_limit, inflight
+        self.image_paths, self.open_paths = image_paths, open_paths  # open paths are not rate limited
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        path = scope["path"]
+        if self.rate_limit is not None and path not in self.open_paths:
+            if wait := self.rate_limit.acquire(client_of(scope)):
+                return await self.refusals.send(scope, send, ErrorCode.RATE_LIMITED,
+                                                f"too many requests; retry in {wait} s",
+                                                headers=[(b"retry-after", str(wait).encode())])
+        counted = self.inflight is not None and scope["method"] == "POST" and path in self.image_paths
+        if counted and self.inflight.full():
+            return await self.refusals.send(scope, send, *overloaded(self.inflight))
+        if counted:
+            state(scope)["inflight"] = self.inflight
+        await self.app(scope, receive, send)
+
+
+class InflightCap:
+    """ASGI layer, after validation (which knows how many images a batch holds): takes the request's
+    images from the in-flight count for as long as it is served, or refuses it (503) if they do not fit."""
+
+    def __init__(self, app, *, refusals: Refusals):
+        self.app, self.refusals = app, refusals
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        s = state(scope) if scope["type"] == "http" else {}
+        inflight: InflightImages | None = s.get("inflight")
+        if inflight is None:
+            return await self.app(scope, receive, send)
+        images = s.get("images", 1)
+        if not inflight.try_acquire(images):
+            return await self.refusals.send(scope, send, *overloaded(inflight))
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            inflight.release(images)
+
+
+def overloaded(inflight: InflightImages) -> tuple:
+    return (ErrorCode.OVERLOADED, f"the service is at its limit of {inflight.limit} images in flight; retry shortly",
+            None, [(b"retry-after", str(inflight.RETRY_AFTER_S).encode())])
