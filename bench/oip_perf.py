@@ -1,6 +1,6 @@
 """Triton's load generator, perf_analyzer, against the service's Open Inference Protocol routes.
 
-    python -m bench.oip_perf --url 127.0.0.1:3000 [--photos examples/*.jpg] [--concurrency 1,8,32]
+    python -m bench.oip_perf --url 127.0.0.1:3000 [--photos 16 | --files FILE ...] [--concurrency 1,8,32]
                              [--interval-ms 5000] [-H X-API-Key:KEY] [--out bench/results/oip_perf.json]
 
 Writes perf_analyzer's `--input-data` JSON from real photos (input `image`, BYTES [1], one photo a request,
@@ -148,7 +148,9 @@ def run(url: str, photos: list[bytes], concurrencies=(1, 8, 32), binary: str | N
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", default="127.0.0.1:3000", help="host:port of the service (no scheme)")
-    parser.add_argument("--photos", nargs="*", type=Path, help="JPEG/PNG files (default: examples/*.jpg)")
+    parser.add_argument("--photos", type=int, default=16,
+                        help="how many of the bench's photos (bench/photos.py: the ones bench.run sends)")
+    parser.add_argument("--files", nargs="*", type=Path, help="send these JPEG/PNG files instead")
     parser.add_argument("--concurrency", default="1,8,32")
     parser.add_argument("--interval-ms", type=int, default=5000, help="perf_analyzer's measurement window")
     parser.add_argument("--stability", type=float, default=30.0, help="perf_analyzer's --stability-percentage")
@@ -157,8 +159,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-H", dest="headers", action="append", default=[], help="Header:Value, e.g. X-API-Key:KEY")
     parser.add_argument("--out", type=Path, help="write the rows as JSON here")
     args = parser.parse_args(argv)
-    paths = args.photos or sorted((ROOT / "examples").glob("*.jpg"))
-    photos = [p.read_bytes() for p in paths]
+    if args.files:
+        photos = [p.read_bytes() for p in args.files]
+    else:
+        from bench.photos import load_photos  # real photos at the sizes clients send (OpenCV, no torch)
+        photos = load_photos(args.photos)
     rows = run(args.url, photos, [int(c) for c in args.concurrency.split(",")], interval_ms=args.interval_ms,
                stability=args.stability, max_trials=args.max_trials, version=args.version, headers=args.headers)
     for row in rows:
