@@ -26,8 +26,9 @@ from nailseg.api.guard.auth import AccessPolicy
 from nailseg.api.guard.limits import InflightImages, RateLimiter
 from nailseg.api.guard.validation import validated_request
 from nailseg.api.info import get_app
+from nailseg.api.oip_routes import oip_app, parse_infer
 from nailseg.api.openapi import OpenApiDocs
-from nailseg.api.routes import PREFIX, ROUTES
+from nailseg.api.routes import OIP_PREFIX, PREFIX, ROUTES, PathSet, endpoint_label
 from nailseg.api.runner_client import RunnerClient
 from nailseg.api.schemas import (
     BatchImage,
@@ -70,6 +71,7 @@ def _form(model, args: dict):
     return model(**{name: args[name] for name in model.model_fields})
 
 
+@bentoml.asgi_app(oip_app, path=OIP_PREFIX)
 @bentoml.asgi_app(get_app, path=PREFIX)
 @bentoml.service(name="unet_api", workers=settings.api.workers, http={"port": 8001}, traffic={"timeout": 120})
 class UNetAPI:
@@ -168,7 +170,7 @@ def _current_brief() -> ModelInfoBrief | None:
         return None
 
 
-UNetAPI.add_asgi_middleware(metrics.RequestMetrics, endpoints={r.path: r.name for r in ROUTES.values()})
+UNetAPI.add_asgi_middleware(metrics.RequestMetrics, endpoint_of=endpoint_label)
 if settings.security.cors_origins:  # outside the guard: its 401/429/503 answers carry CORS headers too
     UNetAPI.add_asgi_middleware(CORSMiddleware, allow_origins=settings.security.cors_origins,
                                 allow_methods=["GET", "POST"], allow_headers=["Authorization", "X-API-Key",
@@ -182,7 +184,9 @@ for layer, options in guard.layers(
     access=AccessPolicy.from_settings(settings.security, admin_paths=[r.path for r in ROUTES.values() if r.admin]),
     rate_limit=RateLimiter(settings.limits.rate_limit_per_minute, settings.limits.rate_limit_burst),
     inflight=InflightImages(settings.max_inflight_images),
-    image_paths=frozenset(r.path for r in ROUTES.values() if r.images),
+    image_paths=PathSet(lambda route: route.images),
+    infer=PathSet(lambda route: route.infer),
+    parse_infer=parse_infer(settings.max_body_bytes, settings.limits.max_batch_images, settings.limits.max_image_pixels),
 ):
     UNetAPI.add_asgi_middleware(layer, **options)
 UNetAPI.add_asgi_middleware(OpenApiDocs, max_batch_images=settings.limits.max_batch_images)

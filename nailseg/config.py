@@ -90,7 +90,8 @@ class LimitsSettings(_Section):
                                      "answers 503 OVERLOADED; 0: batch_size x pool_size_multiplier x 4")
 
 
-DEFAULT_PUBLIC_PATHS = ["/readyz", "/livez", "/healthz", "/metrics", "/api/unet/health", "/api/unet/demo"]
+DEFAULT_PUBLIC_PATHS = ["/readyz", "/livez", "/healthz", "/metrics", "/api/unet/health", "/api/unet/demo",
+                        "/v2/health/live", "/v2/health/ready"]
 
 
 class SecuritySettings(_Section):

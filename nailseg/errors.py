@@ -19,6 +19,7 @@ class ErrorCode(str, Enum):
     UNSUPPORTED_MEDIA_TYPE = ("UNSUPPORTED_MEDIA_TYPE", 415)
     NOT_FOUND = ("NOT_FOUND", 404)
     METHOD_NOT_ALLOWED = ("METHOD_NOT_ALLOWED", 405)
+    INVALID_TENSOR = ("INVALID_TENSOR", 400)  # an Open Inference Protocol request: a wrong tensor, datatype or shape
     # keys and limits
     UNAUTHORIZED = ("UNAUTHORIZED", 401)  # no API key, or one that is not configured
     FORBIDDEN = ("FORBIDDEN", 403)  # a valid key without the right (an API key on an admin endpoint)

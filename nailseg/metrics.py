@@ -22,7 +22,7 @@ import contextlib
 import functools
 import json
 import time
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 STAGES = ("decode", "runner", "encode")
 _SECONDS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
@@ -67,15 +67,15 @@ def get() -> Metrics:
 
 class RequestMetrics:
     """ASGI middleware (outside RequestGuard, so its refusals count too): unet_requests_total by the
-    answer's error code (read from our error body: small) or OK. ``endpoints``: path -> its label (the
-    route table's names)."""
+    answer's error code (read from our error body: small) or OK. ``endpoint_of``: a path's label, None for
+    a path that is no endpoint (the route table's names)."""
 
-    def __init__(self, app, *, endpoints: dict[str, str]) -> None:
+    def __init__(self, app, *, endpoint_of: Callable[[str], str | None]) -> None:
         self.app = app
-        self.endpoints = endpoints
+        self.endpoint_of = endpoint_of
 
     async def __call__(self, scope, receive, send) -> None:
-        endpoint = self.endpoints.get(scope["path"]) if scope["type"] == "http" else None
+        endpoint = self.endpoint_of(scope["path"]) if scope["type"] == "http" else None
         if endpoint is None:
             return await self.app(scope, receive, send)
         state: dict[str, Any] = {"status": 500, "body": []}

@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
+from nailseg.api import demo
 from nailseg.api.answers import answer, json_response
 from nailseg.api.guard.auth import shown_checkpoint_path
 from nailseg.api.routes import PREFIX, ROUTES
@@ -23,7 +24,6 @@ from nailseg.api.schemas import (
     ModelInfoResponse,
     RunnerStatus,
 )
-from nailseg.api import demo
 from nailseg.errors import ApiError
 
 

@@ -15,6 +15,10 @@ from starlette.staticfiles import StaticFiles
 from nailseg.api.guard.asgi import Receive, Scope, Send
 
 UNMATCHED_PATH = "/__unmatched__"  # what every path that no route serves is called past KnownPathsOnly
+PROTOCOL_PREFIXES = ("/v2/",)
+# The protocol's server metadata is GET /v2: the root of the app mounted at /v2, which Starlette's Mount
+# answers only as /v2/.
+MOUNT_ROOTS = {"/v2": "/v2/"}  # an unknown path under one keeps it (/v2/__unmatched__): its 404 is the protocol's
 
 
 
@@ -52,6 +56,10 @@ class KnownPathsOnly:
         self.app = app  # the service's Starlette app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] in MOUNT_ROOTS:
+            root = MOUNT_ROOTS[scope["path"]]
+            scope = {**scope, "path": root, "raw_path": root.encode()}
         if scope["type"] == "http" and not serves(self.app.router.routes, scope):
-            scope = {**scope, "path": UNMATCHED_PATH, "raw_path": UNMATCHED_PATH.encode()}
+            prefix = next((p[:-1] for p in PROTOCOL_PREFIXES if scope["path"].startswith(p)), "")
+            scope = {**scope, "path": prefix + UNMATCHED_PATH, "raw_path": (prefix + UNMATCHED_PATH).encode()}
         await self.app(scope, receive, send)

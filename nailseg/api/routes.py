@@ -7,6 +7,7 @@ here plus its handler (tests/test_routes.py checks that every entry is served, d
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -25,7 +26,9 @@ from nailseg.api.schemas import (
     SegmentResponse,
 )
 
-PREFIX = "/api/unet"
+PREFIX = "/api/unet"  # the serving guide's endpoints
+OIP_PREFIX = "/v2"  # the Open Inference Protocol's (KServe v2 REST), nailseg/api/oip_routes.py
+MODEL = "unet"  # the model's name there: the model store's name for it
 
 # The error codes (nailseg/errors.py, and the guard's keys and limits) each kind of endpoint can answer with.
 _ACCESS = {401: ["UNAUTHORIZED"], 429: ["RATE_LIMITED"]}
@@ -33,6 +36,11 @@ _SERVER = {503: ["MODEL_NOT_READY", "RUNNER_UNAVAILABLE", "OVERLOADED"]}
 _IMAGE = {400: ["EMPTY_IMAGE", "NOT_AN_IMAGE", "TRUNCATED_IMAGE"], 413: ["BODY_TOO_LARGE", "IMAGE_TOO_LARGE"],
           415: ["UNSUPPORTED_MEDIA_TYPE", "UNSUPPORTED_FORMAT"], 422: ["INVALID_REQUEST"]}
 _JSON_IMAGE = {**_IMAGE, 400: ["INVALID_JSON", "INVALID_BASE64", *_IMAGE[400]]}
+# The protocol's errors are {"error": "<message>"}, without codes: these name what each status means.
+_OIP_ACCESS = {401: ["no or unknown key"], 403: ["key without the right"], 429: ["rate limited"]}
+_OIP_MODEL = {**_OIP_ACCESS, 404: ["unknown model or version"], 503: ["model not ready"]}
+_OIP_INFER = {**_OIP_MODEL, 400: ["bad tensor, datatype, shape or image"], 413: ["body or image too large"],
+              415: ["unsupported content encoding"], 503: ["model not ready, runner unavailable or overloaded"]}
 
 
 @dataclass(frozen=True)
@@ -47,10 +55,17 @@ class Route:
     admin: bool = False  # needs an admin key when keys are configured
     images: bool = False  # its images count against limits.max_inflight_images
     errors: dict[int, list[str]] = field(default_factory=dict)
+    template: str | None = None  # the full path, {parameters} included, where it is not PREFIX/name
+    protocol: Literal["unet", "oip"] = "unet"  # whose error shape: ours, or the protocol's {"error": "..."}
+    infer: bool = False  # an Open Inference Protocol infer body, parsed and checked by the guard
 
     @property
     def path(self) -> str:
-        return f"{PREFIX}/{self.name}"
+        return self.template or f"{PREFIX}/{self.name}"
+
+    @property
+    def pattern(self) -> re.Pattern:
+        return re.compile("^" + re.sub(r"\\{[a-z_]+\\}", "[^/]+", re.escape(self.path)) + "$")
 
 
 _TABLE = (
@@ -78,6 +93,52 @@ _TABLE = (
           "and backend.", answer=ModelInfoResponse, errors={**_ACCESS, **_SERVER}),
     Route("demo", "GET", "A page to try a photo in a browser: overlay, mask, threshold slider, nail count, timings.",
           answer_media="text/html"),
+    *(Route(f"v2{suffix}", "GET", summary, template=f"{OIP_PREFIX}{path}", protocol="oip", errors=errors)
+      for suffix, path, summary, errors in (
+          ("", "", "Open Inference Protocol server metadata: name, version, extensions.", _OIP_ACCESS),
+          ("-live", "/health/live", "Open Inference Protocol liveness (as /livez).", {503: ["not live"]}),
+          ("-ready", "/health/ready", "Open Inference Protocol readiness (as /readyz).", {503: ["not ready"]}),
+          ("-model", f"/models/{MODEL}", "The model's metadata: its inputs and outputs.", _OIP_MODEL),
+          ("-model-version", f"/models/{MODEL}/versions/{{version}}", "The model's metadata, at its version.",
+           _OIP_MODEL),
+          ("-model-ready", f"/models/{MODEL}/ready", "Whether the model is ready.", _OIP_MODEL),
+          ("-model-version-ready", f"/models/{MODEL}/versions/{{version}}/ready", "Whether the model is ready, "
+           "at its version.", _OIP_MODEL),
+          ("-model-config", f"/models/{MODEL}/config", "Triton's model configuration (perf_analyzer reads it).",
+           _OIP_MODEL),
+          ("-model-version-config", f"/models/{MODEL}/versions/{{version}}/config", "Triton's model "
+           "configuration, at the model's version.", _OIP_MODEL),
+      )),
+    *(Route(f"v2{suffix}", "POST", "Open Inference Protocol infer: input `image` (BYTES [N], encoded photos) or "
+            "`pixels` (UINT8 [N, H, W, 3]); outputs `mask`, `probability`, `nail_count`; JSON or binary tensors.",
+            template=f"{OIP_PREFIX}{path}", protocol="oip", infer=True, images=True, errors=_OIP_INFER)
+      for suffix, path in (("-infer", f"/models/{MODEL}/infer"),
+                           ("-model-version-infer", f"/models/{MODEL}/versions/{{version}}/infer"))),
 )
 ROUTES: dict[str, Route] = {r.name: r for r in _TABLE}
-BY_PATH: dict[str, Route] = {r.path: r for r in _TABLE}
+_EXACT = {r.path: r for r in _TABLE if r.template is None or "{" not in r.template}
+_TEMPLATED = [r for r in _TABLE if r not in _EXACT.values()]
+
+
+def route_of(path: str) -> Route | None:
+    """The route a request path is for (any method), or None."""
+    if path == OIP_PREFIX + "/":  # GET /v2, as the mounted app sees it (nailseg/api/known_paths.py)
+        path = OIP_PREFIX
+    return _EXACT.get(path) or next((r for r in _TEMPLATED if r.pattern.match(path)), None)
+
+
+def endpoint_label(path: str) -> str | None:
+    """The metrics' endpoint label for a request path (None: not an endpoint of ours)."""
+    route = route_of(path)
+    return route.name if route is not None else None
+
+
+class PathSet:
+    """The request paths whose route has a property (``path in PathSet(lambda r: r.images)``), templates included."""
+
+    def __init__(self, has):
+        self.has = has
+
+    def __contains__(self, path: str) -> bool:
+        route = route_of(path)
+        return route is not None and bool(self.has(route))

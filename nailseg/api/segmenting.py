@@ -60,7 +60,7 @@ class Segmenter:
             return await asyncio.to_thread(pipeline.prepare_many, data, status.model.preprocessing,
                                            self.settings.limits.max_image_pixels, max_total_pixels)
 
-    async def _infer(self, prepared: list[PreparedImage]) -> list[np.ndarray]:
+    async def infer(self, prepared: list[PreparedImage]) -> list[np.ndarray]:
         """Probabilities for the prepared images, in runner-sized chunks that the batcher can merge."""
         step = self.settings.inference.batch_size
         chunks = [np.stack([p.model_input for p in prepared[i:i + step]]) for i in range(0, len(prepared), step)]
@@ -69,7 +69,7 @@ class Segmenter:
         return [prob for chunk in results for prob in chunk]
 
     @staticmethod
-    async def _encode(func, *args):
+    async def encode(func, *args):
         """Mask encoding and pictures, in a worker thread, timed as the `encode` stage."""
         def timed():
             with metrics.get().timed("encode"):
@@ -87,17 +87,17 @@ class Segmenter:
         (prepared,) = await self._prepare_many([image])
         if isinstance(prepared, ApiError):
             raise prepared
-        (prob,) = await self._infer([prepared])
+        (prob,) = await self.infer([prepared])
         return prepared, prob
 
     async def segment(self, image: Image, options: SegmentOptions) -> SegmentResponse:
         cut = self._checked_threshold(options)
         prepared, prob = await self._one(image)
-        return SegmentResponse(**await self._encode(pipeline.finish, prepared, prob, cut, options))
+        return SegmentResponse(**await self.encode(pipeline.finish, prepared, prob, cut, options))
 
     async def mask_png(self, image: Image, options: MaskRequest) -> bytes:
         prepared, prob = await self._one(image)
-        return await self._encode(pipeline.mask_picture, prepared, prob, self.threshold(options), options.overlay)
+        return await self.encode(pipeline.mask_picture, prepared, prob, self.threshold(options), options.overlay)
 
     async def batch(self, request: SegmentBatchRequest, request_id: str, started: float) -> SegmentBatchResponse:
         limits = self.settings.limits
@@ -111,7 +111,7 @@ class Segmenter:
         cut = self._checked_threshold(request)
         prepared = await self._prepare_many([im.image_data for im in request.images], limits.max_batch_pixels)
         good = [p for p in prepared if not isinstance(p, ApiError)]
-        probs = iter(await self._infer(good)) if good else iter(())
+        probs = iter(await self.infer(good)) if good else iter(())
 
         def finish_all():
             return [error_body(p, started, request_id, self.brief, index=i) if isinstance(p, ApiError) else
@@ -119,7 +119,7 @@ class Segmenter:
                                     model_info=self.brief)
                     for i, p in enumerate(prepared)]
 
-        results = await self._encode(finish_all)
+        results = await self.encode(finish_all)
         elapsed = ms_since(started)
         for r in results:
             r.processing_time_ms = elapsed

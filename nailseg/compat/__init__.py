@@ -8,8 +8,8 @@ read each patched function in the new version, run the tests each entry names, t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 import importlib
+from dataclasses import dataclass
 
 VERIFIED = {"bentoml": ("1.4.40",), "uvicorn": ("0.54.0",), "circus": ("0.18.3",)}
 

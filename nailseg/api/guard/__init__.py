@@ -12,7 +12,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Container
 
 from pydantic import BaseModel
 
@@ -28,7 +28,8 @@ from nailseg.api.schemas import ModelInfoBrief
 def layers(*, max_body_bytes: int, validated: dict[str, type[BaseModel]],
            model_info: Callable[[], ModelInfoBrief | None], forms: dict[str, type[BaseModel]] | None = None,
            access: AccessPolicy | None = None, rate_limit: RateLimiter | None = None,
-           inflight: InflightImages | None = None, image_paths: frozenset[str] = frozenset()) -> list[tuple[type, dict[str, Any]]]:
+           inflight: InflightImages | None = None, image_paths: Container[str] = frozenset(),
+           infer: Container[str] = (), parse_infer: Callable | None = None) -> list[tuple[type, dict[str, Any]]]:
     """The guard's layers, outermost first, as (ASGI middleware class, its keyword arguments)."""
     refusals = Refusals(model_info)
     stack: list[tuple[type, dict[str, Any]]] = [(RequestIds, {}), (ErrorShape, {"refusals": refusals})]
@@ -39,7 +40,7 @@ def layers(*, max_body_bytes: int, validated: dict[str, type[BaseModel]],
                                   "image_paths": image_paths,
                                   "open_paths": access.public_paths if access is not None else frozenset()}))
     stack.append((Validation, {"refusals": refusals, "max_body_bytes": max_body_bytes, "validated": validated,
-                               "forms": forms}))
+                               "forms": forms, "infer": infer, "parse_infer": parse_infer}))
     if inflight is not None:
         stack.append((InflightCap, {"refusals": refusals}))
     return stack

@@ -16,13 +16,28 @@ _STATUS_CODES = {404: ErrorCode.NOT_FOUND, 405: ErrorCode.METHOD_NOT_ALLOWED, 41
                  415: ErrorCode.UNSUPPORTED_MEDIA_TYPE, 503: ErrorCode.RUNNER_UNAVAILABLE}
 
 
+PROTOCOL_PREFIX = "/v2"  # Open Inference Protocol paths: its error shape, {"error": "<message>"}
+
+
+def protocol_error(message: str) -> bytes:
+    return json.dumps({"error": message}).encode()
+
+
+def speaks_protocol(scope: Scope) -> bool:
+    path = scope["path"]
+    return path == PROTOCOL_PREFIX or path.startswith(PROTOCOL_PREFIX + "/")
+
+
 class Refusals:
-    """Writes error answers for the guard's layers (the model brief comes from the running service)."""
+    """Writes error answers for the guard's layers (the model brief comes from the running service), in
+    our shape, or in the Open Inference Protocol's on its paths."""
 
     def __init__(self, model_info: Callable[[], ModelInfoBrief | None]):
         self.model_info = model_info
 
     def body(self, scope: Scope, code: ErrorCode, message: str, details: list[dict] | None = None) -> bytes:
+        if speaks_protocol(scope):
+            return protocol_error(message)
         s = state(scope)
         started = s.get("started", time.perf_counter())
         return ErrorResponse(
@@ -73,7 +88,11 @@ class ErrorShape:
             data = json.loads(body)
         except ValueError:
             data = None
-        if not (isinstance(data, dict) and data.get("success") is False and "error" in data):  # not ours yet
+        if speaks_protocol(scope):
+            ours = isinstance(data, dict)  # the protocol routes answer only JSON objects of their own
+        else:
+            ours = isinstance(data, dict) and data.get("success") is False and "error" in data
+        if not ours:
             code = _STATUS_CODES.get(status) or (ErrorCode.INTERNAL_ERROR if status >= 500 else ErrorCode.INVALID_REQUEST)
             body = self.refusals.body(scope, code, _foreign_message(data, status))
         headers = [(k, v) for k, v in start.get("headers", []) if k.lower() not in (b"content-length", b"content-type")]

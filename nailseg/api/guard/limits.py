@@ -10,7 +10,7 @@ import math
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Container
 
 from nailseg.api.guard.asgi import Receive, Scope, Send, state
 from nailseg.api.guard.errors import Refusals
@@ -100,7 +100,7 @@ class Admission:
     endpoints, a full in-flight cap (503) answer at once with a Retry-After."""
 
     def __init__(self, app, *, refusals: Refusals, rate_limit: RateLimiter | None = None,
-                 inflight: InflightImages | None = None, image_paths: frozenset[str] = frozenset(),
+                 inflight: InflightImages | None = None, image_paths: Container[str] = frozenset(),
                  open_paths: frozenset[str] = frozenset()):
         self.app, self.refusals = app, refusals
         self.rate_limit, self.inflight = rate_limit, inflight

@@ -9,6 +9,8 @@ a second time. The handlers' parameters still declare every field, for BentoML's
 
 from __future__ import annotations
 
+from typing import Any, Callable, Container
+
 from pydantic import BaseModel, ValidationError
 
 from nailseg.api.guard.asgi import Message, Receive, Scope, Send, header, state
@@ -23,6 +25,14 @@ class _BodyTooLarge(Exception):
     pass
 
 
+class InvalidBody(Exception):
+    """A body a parser refuses: its error code (and so its status) and what to tell the client."""
+
+    def __init__(self, code: ErrorCode, message: str):
+        super().__init__(message)
+        self.code, self.message = code, message
+
+
 def validated_request(scope: Scope) -> BaseModel:
     """The request model validated for this request (in a handler: ``validated_request(ctx.request.scope)``)."""
     return state(scope)["body"]
@@ -30,14 +40,18 @@ def validated_request(scope: Scope) -> BaseModel:
 
 class Validation:
     def __init__(self, app, *, refusals: Refusals, max_body_bytes: int, validated: dict[str, type[BaseModel]],
-                 forms: dict[str, type[BaseModel]] | None = None):
+                 forms: dict[str, type[BaseModel]] | None = None, infer: Container[str] = (),
+                 parse_infer: Callable[[bytes, Scope], Any] | None = None):
         self.app, self.refusals = app, refusals
         self.max_body_bytes = max_body_bytes
         self.validated, self.forms = validated, forms or {}
+        self.infer, self.parse_infer = infer, parse_infer  # Open Inference Protocol infer paths, and their parser
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] != "POST":
             return await self.app(scope, receive, send)
+        if self.parse_infer is not None and scope["path"] in self.infer:
+            return await self._infer(scope, receive, send)
         schema, form = self.validated.get(scope["path"]), self.forms.get(scope["path"])
         if schema is None and form is None:
             return await self.app(scope, receive, send)
@@ -55,6 +69,21 @@ class Validation:
         elif problem is None:
             problem = await check_form(body, scope["headers"], form)
         if problem is not None:
+            return await self.refusals.send(scope, send, *problem)
+        await self.app(scope, _replay(body), send)
+
+    async def _infer(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """An infer body: read up to the size limit, parsed (``parse_infer`` raises ``InvalidBody``)."""
+        problem, body = await self._read(scope, receive, lambda media: None)
+        if problem is None:
+            try:
+                parsed = self.parse_infer(body, scope)
+            except InvalidBody as e:
+                return await self.refusals.send(scope, send, e.code, e.message)
+            s = state(scope)
+            s["body"], s["images"] = parsed, parsed.count
+            body = b""
+        else:
             return await self.refusals.send(scope, send, *problem)
         await self.app(scope, _replay(body), send)
 
