@@ -73,7 +73,8 @@ def _form(model, args: dict):
 
 @bentoml.asgi_app(oip_app, path=OIP_PREFIX)
 @bentoml.asgi_app(get_app, path=PREFIX)
-@bentoml.service(name="unet_api", workers=settings.api.workers, http={"port": 8001}, traffic={"timeout": 120})
+@bentoml.service(name="unet_api", workers=settings.api.workers, http={"port": 8001}, traffic={"timeout": 120},
+                 tracing=settings.api.bentoml_tracing)
 class UNetAPI:
     runner = bentoml.depends(UNetRunner)
 

@@ -132,6 +132,13 @@ class LoggingSettings(_Section):
 class ApiSettings(_Section):
     workers: int = Field(1, ge=1, le=256, description="API worker processes (BentoML's workers for unet_api); "
                          "each decodes and encodes on one core, so a many-core node wants several")
+    tracing: bool = Field(False, description="OpenTelemetry spans for every request, in the API and the runner "
+                          "(export them with BentoML's own tracing configuration); off, no span is made")
+
+    @property
+    def bentoml_tracing(self) -> dict:
+        """BentoML's service `tracing` config: with tracing off every URL is excluded from its middleware."""
+        return {} if self.tracing else {"excluded_urls": [".*"]}
 
 
 class Settings(_Section):

@@ -49,6 +49,7 @@ except LookupError as e:
     # Its callers are the API's workers, one call per image: the API's access log already has a line
     # for every client request, so a runner line per call is only noise (and the runner's CPU).
     logging={"access": {"enabled": False}},
+    tracing=settings.api.bentoml_tracing,
 )
 class UNetRunner:
     # Referencing the model makes `bentoml build` pack it into the Bento.
