@@ -5,15 +5,13 @@ metadata, model configuration and responses: what perf_analyzer needs from the r
 from __future__ import annotations
 
 import base64
-import socket
-import threading
-import time
+import os
 
-import numpy as np
 import pytest
+from conftest import ROOT
+from test_e2e_service import server  # noqa: F401 (the fixture, reused)
 
 from bench import oip_perf
-from conftest import ROOT
 from nailseg.api import oip
 
 PHOTOS = [p.read_bytes() for p in sorted((ROOT / "examples").glob("*.jpg"))[:2]]
@@ -48,74 +46,17 @@ def test_command_line():
     assert cmd[cmd.index("-H") + 1] == "X-API-Key:k" and "--verbose-csv" in cmd
 
 
-def _stand_in_server():
-    """A stand-in for the service's protocol routes: the codec's bodies, 8x8 zero masks."""
-    from starlette.applications import Starlette
-    from starlette.responses import JSONResponse, Response
-    from starlette.routing import Route
-    import uvicorn
-
-    seen: list[str] = []
-
-    async def metadata(request):
-        seen.append(request.url.path)
-        return JSONResponse(oip.model_metadata("unet", ["1"], "nailseg_unet", model_size=(8, 8)))
-
-    async def config(request):
-        seen.append(request.url.path)
-        return JSONResponse(oip.model_config("unet", "nailseg_unet", max_batch_images=4, model_size=(8, 8)))
-
-    async def server(request):
-        seen.append(request.url.path)
-        return JSONResponse(oip.server_metadata("nailseg", "test"))
-
-    async def infer(request):
-        body = await request.body()
-        try:
-            req = oip.parse_infer_request(body, request.headers.get(oip.HEADER_LENGTH), max_images=4)
-        except oip.OipError as exc:
-            return Response(exc.body(), exc.status, media_type="application/json")
-        seen.append(f"infer {req.input_name} {[(o.name, o.binary) for o in req.outputs]}")
-        n = req.count
-        enc = oip.encode_infer_response(req, model_name="unet", model_version="1", mask=[b"png"] * n,
-                                        probability=np.zeros((n, 8, 8), np.float32), nail_count=[0] * n)
-        return Response(enc.body, 200, headers=enc.headers)
-
-    async def other(request):
-        seen.append(request.url.path)
-        return JSONResponse({"error": "not found"}, 404)
-
-    app = Starlette(routes=[Route("/v2", server), Route("/v2/models/unet", metadata),
-                            Route("/v2/models/unet/config", config),
-                            Route("/v2/models/unet/infer", infer, methods=["POST"]),
-                            Route("/{p:path}", other, methods=["GET", "POST"])])
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not srv.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return srv, thread, port, seen
-
-
-def test_perf_analyzer_runs_against_the_codecs_routes():
+def test_perf_analyzer_runs_against_the_service(server):
     binary = oip_perf.find_perf_analyzer()
     if binary is None:
+        if os.environ.get("CI") == "true":  # .ci/run installs it (bench/install_perf_analyzer.sh)
+            pytest.fail("perf_analyzer is not installed")
         pytest.skip("perf_analyzer not installed (bench/install_perf_analyzer.sh)")
-    srv, thread, port, seen = _stand_in_server()
-    try:
-        rows = oip_perf.run(f"127.0.0.1:{port}", PHOTOS, [1, 2], binary=binary, interval_ms=300, stability=100,
-                            max_trials=3, timeout_s=60)
-    finally:
-        srv.should_exit = True
-        thread.join(10)
+    rows = oip_perf.run(server.url.removeprefix("http://"), PHOTOS, [1, 2], binary=binary, interval_ms=500,
+                        stability=100, max_trials=3, timeout_s=120)
     assert [r["concurrency"] for r in rows] == [1, 2]
     assert all("error" not in r and r["images_per_s"] > 0 for r in rows), rows
-    # its calls besides the protocol's infer: metadata, Triton's model configuration, server metadata
-    assert {"/v2/models/unet", "/v2/models/unet/config", "/v2"} <= set(seen)
-    infers = {s for s in seen if s.startswith("infer")}
-    # only the input its data holds (both are optional), every output of the metadata, binary
-    assert infers == {"infer image [('mask', True), ('nail_count', True), ('probability', True)]"}
+    metrics = server.get("/metrics").text
+    # what it called: Triton's model configuration and the metadata, then the protocol's infer
+    for endpoint in ("v2-model", "v2-model-config", "v2-infer"):
+        assert f'unet_requests_total{{code="OK",endpoint="{endpoint}"}}' in metrics, endpoint
