@@ -154,3 +154,43 @@ def test_keys_and_open_health_on_the_protocol(keyed):  # noqa: F811
     assert client.get_model_metadata("unet", headers=bearer(key))["name"] == "unet"
     resp = httpx.post(keyed.url + "/v2/models/unet/infer", json={"inputs": []}, timeout=30)
     assert resp.status_code == 401 and set(resp.json()) == {"error"} and resp.headers["x-request-id"]
+
+
+def test_mutated_photos_and_random_bodies_through_infer_get_200_or_a_clean_4xx(server):
+    import random
+
+    from mutated_images import mutated_corpus
+    from test_e2e_mutated import expected
+
+    from nailseg.errors import ErrorCode
+
+    corpus = mutated_corpus(120)
+
+    def send(i: int) -> tuple[int, httpx.Response]:
+        body, json_size = th.InferenceServerClient.generate_request_body([_image_input([corpus[i][1]])])
+        headers = {"Inference-Header-Content-Length": str(json_size), "X-Request-ID": f"oip-{i}"}
+        return i, httpx.post(server.url + "/v2/models/unet/infer", content=body, headers=headers, timeout=120)
+
+    import concurrent.futures
+
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        for i, resp in pool.map(send, range(len(corpus))):
+            name, raw = corpus[i]
+            assert resp.status_code < 500 and resp.headers["x-request-id"] == f"oip-{i}", name
+            want = expected(raw)
+            if resp.status_code == 200:
+                header = int(resp.headers["inference-header-content-length"])
+                png = resp.content[header + 4:]  # one BYTES element: its 4-byte length, then the PNG
+                assert np.asarray(Image.open(io.BytesIO(png))).shape == want, name
+            else:
+                assert set(resp.json()) == {"error"} and resp.status_code == ErrorCode(want).status, name
+    rng = random.Random(0)
+    for i in range(200):  # the envelope itself: random bytes, random header lengths, random JSON
+        body = rng.randbytes(rng.randint(0, 300))
+        if i % 3 == 0:
+            body = b'{"inputs": [{"name": "image", "datatype": "BYTES", "shape": [1], "parameters": ' \
+                   b'{"binary_data_size": %d}}]}' % rng.randint(-5, 400) + body
+        headers = {"Inference-Header-Content-Length": str(rng.randint(-3, len(body) + 3))} if i % 2 else {}
+        resp = httpx.post(server.url + "/v2/models/unet/infer", content=body, headers=headers, timeout=60)
+        assert 400 <= resp.status_code < 500 and set(resp.json()) == {"error"}, (i, resp.status_code, resp.text[:200])
+    assert "Traceback" not in server.log.read_text()
