@@ -357,3 +357,20 @@ def test_demo_page_segments_an_uploaded_photo_in_a_real_browser(server, browser,
     assert magenta.sum() > 500  # the overlay's tint is on screen
     if os.environ.get("UPDATE_DOCS") == "1":  # the README's picture; a test run leaves the tree clean otherwise
         SCREENSHOT.write_bytes(shot.read_bytes())
+
+
+def test_swagger_page_shows_the_services_own_name_version_and_schema_names(server, browser, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from nailseg.api.openapi import TITLE, project_version
+
+    browser.get(server.url + "/")
+    WebDriverWait(browser, 60).until(lambda d: TITLE in d.find_element(By.TAG_NAME, "body").text)
+    WebDriverWait(browser, 60).until(lambda d: "SegmentRequest" in d.find_element(By.TAG_NAME, "body").text)
+    text = browser.find_element(By.TAG_NAME, "body").text
+    assert project_version() in text and "None" not in text.split("\n")[:8]
+    assert "nail segmentation" in text and "open inference protocol" in text  # our tags
+    assert "BentoML Team" not in text and "BentoML Service API endpoints" not in text
+    assert "__Input" not in text and "IODescriptor" not in text
+    browser.save_screenshot(str(tmp_path / "swagger.png"))

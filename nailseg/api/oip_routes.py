@@ -10,7 +10,6 @@ other requests, so a `mask` output is byte for byte `/mask`'s PNG for the same p
 from __future__ import annotations
 
 import asyncio
-from importlib.metadata import PackageNotFoundError, version
 
 import bentoml
 import numpy as np
@@ -24,6 +23,7 @@ from nailseg.api import oip
 from nailseg.api.guard import started
 from nailseg.api.guard.asgi import Scope, header
 from nailseg.api.guard.validation import InvalidBody, validated_request
+from nailseg.api.openapi import project_version
 from nailseg.api.routes import MODEL, OIP_PREFIX, ROUTES
 from nailseg.errors import ApiError, ErrorCode
 from nailseg.images import pipeline, postprocess
@@ -33,13 +33,6 @@ from nailseg.images.resize import resize_to_model
 SERVER_NAME = "nail-segmentation"
 PLATFORM = "nailseg_unet"
 _STATUS_CODES = {400: ErrorCode.INVALID_TENSOR, 413: ErrorCode.BODY_TOO_LARGE, 415: ErrorCode.UNSUPPORTED_MEDIA_TYPE}
-
-
-def project_version() -> str:
-    try:
-        return version("nail-segmentation-serving")
-    except PackageNotFoundError:
-        return "unknown"
 
 
 def parse_infer(max_body_bytes: int, max_images: int, max_pixels: int):

@@ -57,6 +57,8 @@ class Validation:
             return await self.app(scope, receive, send)
         problem, body = await self._read(scope, receive, _json_media if schema is not None else _form_media)
         if problem is None and schema is not None:
+            if not body.strip() and not any(f.is_required() for f in schema.model_fields.values()):
+                body = _EMPTY_OBJECT  # no body where every field has a default: the defaults
             problem, parsed = _parse(body, schema)
             if problem is None:
                 s = state(scope)
