@@ -151,8 +151,11 @@ def test_openapi_fuzzing_with_every_check_finds_the_server_and_its_spec_agree(se
     # A schema-valid image_data is any string: only decoding says whether it is a photo, so "valid data" may
     # be refused as an image (400 undecodable, 413 over the pixel limit, 415 a format not served); any 5xx
     # fails (not_a_server_error), unlike schemathesis' default for this check.
-    config = SchemathesisConfig.from_dict({"checks": {"positive_data_acceptance": {
-        "expected-statuses": ["2xx", "400", "401", "403", "404", "413", "415", "429"]}}})
+    # A batch over its limit (maxItems) is refused as too large, 413, as it always was.
+    config = SchemathesisConfig.from_dict({"checks": {
+        "positive_data_acceptance": {"expected-statuses": ["2xx", "400", "401", "403", "404", "413", "415", "429"]},
+        "negative_data_rejection": {"expected-statuses": ["400", "401", "403", "404", "405", "406", "409", "413",
+                                                          "415", "422", "428", "429"]}}})
     schema = schemathesis.openapi.from_url(server.url + "/docs.json", config=config)
     photo = b64(CORPUS_SEED_PHOTO)
     max_body_bytes = int(server.env["UNET_LIMITS_MAX_BODY_MB"]) * 2**20

@@ -4,6 +4,7 @@ a real `bentoml serve .`: the guide's endpoints unchanged beside it, masks equal
 from __future__ import annotations
 
 import asyncio
+import base64
 import io
 
 import httpx
@@ -126,16 +127,26 @@ def test_kserve_rest_client_infers_a_json_uint8_tensor(server):
             with pytest.raises(Exception) as bad:
                 await client.infer(server.url, kserve.InferRequest(model_name="unet", infer_inputs=[
                     kserve.InferInput("pixels", [1, 2, 2], "UINT8", data=[0] * 4)]), model_name="unet")
-            return live, ready, answer, bad.value
+            photo = kserve.InferInput("image", [1], "BYTES", data=[base64.b64encode(b"not a photo").decode()],
+                                      parameters={"content_type": "base64"})
+            with pytest.raises(Exception) as bad_image:
+                await client.infer(server.url, kserve.InferRequest(model_name="unet", infer_inputs=[photo]),
+                                   model_name="unet")
+            with pytest.raises(Exception) as unknown:
+                await client.infer(server.url, kserve.InferRequest(model_name="nails", infer_inputs=[photo]),
+                                   model_name="nails")
+            return live, ready, answer, bad.value, bad_image.value, unknown.value
         finally:
             await client.close()
 
-    live, ready, answer, bad = asyncio.run(run())
+    live, ready, answer, bad, bad_image, unknown = asyncio.run(run())
     assert live and ready
     mask = answer.outputs[0]
     assert mask.name == "mask" and mask.datatype == "UINT8" and mask.shape == [1, 64, 96]
     assert set(mask.as_numpy().ravel()) <= {0, 1} and mask.as_numpy().sum() > 0
     assert "400" in str(bad) or "shape" in str(bad)
+    assert "image 0" in str(bad_image) and "not a JPEG, PNG or BMP" in str(bad_image)  # the protocol's message
+    assert "404" in str(unknown) or "no such endpoint" in str(unknown)
 
 
 def test_the_guides_endpoints_are_unchanged_beside_it(server):

@@ -42,6 +42,9 @@ EXAMPLES: dict[str, dict[str, Any]] = {
     "segment": {"image_data": PHOTO, "threshold": 0.5, "return_contours": True, "mask_format": "png"},
     "segment-batch": {"images": [{"image_data": PHOTO}, {"image_data": PHOTO}], "threshold": 0.5},
     "initialize": {"force_reload": False, "warm_up": True},
+    # a file part cannot be shown in JSON: the photo's part is named
+    "segment-image": {"image": "(photo.jpg: a JPEG, PNG or BMP file)", "threshold": 0.5, "mask_format": "coco_rle"},
+    "mask": {"image": "(photo.jpg: a JPEG, PNG or BMP file)", "threshold": 0.5, "overlay": False},
     "v2-infer": {"inputs": [{"name": "pixels", "datatype": "UINT8", "shape": [1, 2, 2, 3], "data": [0] * 12}],
                  "outputs": [{"name": "mask"}]},
 }
@@ -86,7 +89,8 @@ def _request_body(route: Route) -> dict[str, Any] | None:
             media["example"] = EXAMPLES[route.name]
         return {"required": _requires_fields(route.body), "content": {"application/json": media}}
     if route.form is not None:
-        return {"required": True, "content": {"multipart/form-data": {"schema": _form_schema(route.form)}}}
+        return {"required": True, "content": {"multipart/form-data": {"schema": _form_schema(route.form),
+                                                                      "example": EXAMPLES[route.name]}}}
     if route.infer:
         return {"required": True, "content": {
             "application/json": {"schema": _ref(oip.InferenceRequest), "example": EXAMPLES["v2-infer"]},
