@@ -235,7 +235,10 @@ def test_sigterm_finishes_requests_in_flight_then_frees_the_port(server):
 
     tree = [psutil.Process(server.proc.pid), *psutil.Process(server.proc.pid).children(recursive=True)]
     api = psutil.Process(server.workers("unet_api")[0])
-    (runner_socket,) = {c.laddr for c in psutil.Process(server.workers("unet_runner")[0]).net_connections("unix")
+    runner = psutil.Process(server.workers("unet_runner")[0])
+    # psutil < 6 (which kserve, a dev extra, holds back) calls it connections()
+    connections = getattr(runner, "net_connections", None) or runner.connections
+    (runner_socket,) = {c.laddr for c in connections("unix")
                         if c.laddr and "bentoml-uds" in c.laddr}  # the API reaches the runner through this file
     photos = [{"image_data": PHOTO}] * 4
     with concurrent.futures.ThreadPoolExecutor(6) as pool:
