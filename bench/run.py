@@ -4,7 +4,7 @@
 
 a. ceiling: the runner's engine in-process (precision auto), images/s at batch sizes 1..batch_size;
 b. the service over HTTP (`bentoml serve`, /api/unet/segment, JSON base64), closed loop, concurrency
-   1/8/32, once per precision: auto (int8 where the CPU has VNNI/AMX and the model passed its int8 gate),
+   1/8/32, once per precision: auto (int8 where its start-up trial finds it agrees and is faster here),
    then fp32, bf16 (only where the CPU has AVX512-BF16/AMX) and forced int8, each that auto did not pick;
 c. the naive peer (bench/naive_server.py) under the same load;
 d. per-request pipeline costs in microseconds, and the API's own CPU per image in-process on the JSON and
@@ -281,8 +281,8 @@ def other_precisions(auto: str) -> list[str]:
         print("  bf16: skipped, the CPU has no AVX512-BF16/AMX (OpenVINO would emulate it, slower than fp32)")
     if nncf_available() and openvino_available():
         wanted.append("int8")
-        if not cpu_int8_flags():
-            print("  int8: served forced; the CPU has no VNNI/AMX-INT8, so auto does not pick it here")
+        if auto != "int8":
+            print("  int8: served forced; auto's start-up trial did not pick it here (see its precision_reason)")
     else:
         print("  int8: skipped, needs openvino and nncf")
     return [p for p in wanted if p != auto]

@@ -48,12 +48,14 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def int8_line(gate: Int8Gate | None) -> str:
-    """One line on the int8 model: kept (auto serves it on CPUs with VNNI/AMX) or not, and the figures."""
+    """One line on the int8 model: kept (auto serves it where the serving CPU shows it is right and faster) or
+    not, and the figures."""
     if gate is None:
         return "int8: none (needs openvino and nncf)"
     if gate.passed:
         return (f"int8: gate passed ({gate.summary()} on {gate.inputs} calibration inputs); "
-                "precision auto serves it on CPUs with AVX512-VNNI, AVX-VNNI or AMX-INT8")
+                "precision auto serves it where, at start-up, the serving CPU shows it agrees with fp32 on the same "
+                "photos and is faster")
     return (f"int8: gate FAILED ({gate.summary()} on {gate.inputs} calibration inputs): no int8 model kept for "
             "precision auto; precision int8 forced still serves it, with a warning")
 

@@ -56,6 +56,9 @@ class InferenceSettings(_Section):
     max_batch_wait_ms: float = Field(0, ge=0, description="longest the batcher may hold a request to fill a batch")
     precision: Literal["auto", "fp32", "bf16", "fp16", "int8"] = "auto"  # auto: see nailseg/inference/precision.py
     backend: Literal["auto", "torch", "openvino"] = "auto"
+    precision_cache_dir: Path | None = Field(None, description="where precision auto keeps its start-up "
+                                             "trial's verdicts (one per model and CPU); default: "
+                                             "$BENTOML_HOME/precision_trials")
     test_time_flip: bool = Field(False, description="also segment the mirror image and average: better masks, "
                                  "twice the model time")
 
@@ -217,6 +220,8 @@ def load_settings(path: Path | None = None, environ: dict[str, str] | None = Non
         raise ConfigError(f"{path}: {where}: {err['msg']}{more}") from None
     if not settings.model.checkpoint_dir.is_absolute():
         settings.model.checkpoint_dir = (path.parent / settings.model.checkpoint_dir).resolve()
+    if (cache := settings.inference.precision_cache_dir) is not None and not cache.is_absolute():
+        settings.inference.precision_cache_dir = (path.parent / cache).resolve()
     for key in ("api_keys_file", "admin_keys_file"):
         if (file := getattr(settings.security, key)) is not None and not file.is_absolute():
             setattr(settings.security, key, (path.parent / file).resolve())

@@ -104,7 +104,7 @@ class UNetRunner:
             info, tag = loaded.info, loaded.tag
             s = self.settings
             engine = InferenceEngine.from_settings(loaded.model, info.preprocessing, s, loaded.openvino_dir,
-                                                  info.int8_gate)
+                                                  info.int8_gate, identity=(info.source_sha256, str(tag)))
             if s.health.startup_validation and not engine.check(dummy_inference=True):
                 raise RuntimeError(f"model {tag} failed its start-up validation (non-probability output)")
             if warm_up:

@@ -27,7 +27,7 @@ from nailseg.client.cli import mask_png
 from nailseg.config import Settings, load_settings
 from nailseg.images import pipeline
 from nailseg.inference.engine import InferenceEngine
-from nailseg.inference.hardware import cpu_int8_flags
+from nailseg.inference.hardware import resolve_device
 from nailseg.model.checkpoint import CheckpointError, read_checkpoint
 from nailseg.store.importer import preprocessing_for
 from nailseg.store.quantize import (
@@ -49,13 +49,14 @@ class Scores(BaseModel):
 
 
 def engine_for(checkpoint: Path, settings: Settings) -> InferenceEngine:
-    """The runner's engine for a checkpoint file; where int8 may be served (forced, or ``auto`` on a CPU with
-    int8 dot products) it quantizes and gates as the import does."""
+    """The runner's engine for a checkpoint file; where int8 may be served (forced, or ``auto`` on a CPU, where
+    the start-up trial decides) it quantizes and gates as the import does."""
     ckpt = read_checkpoint(checkpoint, fallback_variant=settings.model.model_variant)
     prep, _ = preprocessing_for(ckpt, settings)
     model = ckpt.build_model()
     precision = settings.inference.precision
-    if not (nncf_available() and (precision == "int8" or (precision == "auto" and cpu_int8_flags()))):
+    on_cpu = resolve_device(settings.model.device, settings.model.fallback_to_cpu).type == "cpu"
+    if not (nncf_available() and (precision == "int8" or (precision == "auto" and on_cpu))):
         return InferenceEngine.from_settings(model, prep, settings)
     with tempfile.TemporaryDirectory(prefix="nailseg-int8-") as ir_dir:  # compiled at once, then not read again
         gate = export_gated_int8(model, prep, DEFAULT_CALIBRATION, Path(ir_dir))

@@ -1,8 +1,9 @@
 """Execution backends: how a normalised float batch becomes logits.
 
 - ``torch``: PyTorch eager, channels_last, with bf16/fp16 autocast where it pays. Every device.
-- ``openvino``: OpenVINO on CPU (bf16 on CPUs with AVX512-BF16/AMX; int8 on CPUs with VNNI/AMX for a model
-  that passed its int8 gate, or on request: see precision.py and quantize.py).
+- ``openvino``: OpenVINO on CPU (bf16 on CPUs with AVX512-BF16/AMX; int8 for a model that passed its int8
+  gate where the start-up trial shows it agrees with fp32 and is faster on this CPU, or on request: see
+  precision.py, trial.py and quantize.py).
   On the 2-core AVX512-BF16 machine this project is developed on it ran the model about 2x faster
   than PyTorch bf16 and about 3x faster than PyTorch fp32 (bench/run.py prints the comparison). The
   IR is exported once, at import time, into the model store entry; start-up only compiles it.
@@ -30,6 +31,7 @@ OPENVINO_DIR = "openvino"  # inside a model store entry
 IR_XML = "model.xml"  # the model as exported, in OPENVINO_DIR
 INT8_XML = "model_int8.xml"  # next to it: the int8 model that passed its import gate (quantize.py)
 INT8_FAILED_XML = "model_int8_failed.xml"  # or the one that failed it: served only when int8 is forced
+GATE_PHOTOS = "gate_photos.npy"  # the gate's photos at model size (N, H, W, 3) uint8: the start-up trial's (trial.py)
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 

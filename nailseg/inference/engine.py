@@ -29,6 +29,7 @@ from nailseg.inference.backends import (
     TorchBackend,
     resolve_backend,
 )
+from nailseg.inference import trial
 from nailseg.inference.hardware import resolve_device
 from nailseg.inference.normalize import normalize_into
 from nailseg.inference.precision import resolve_precision
@@ -90,19 +91,30 @@ class InferenceEngine:
 
     @classmethod
     def from_settings(cls, model: AttentionUNet, prep: Preprocessing, settings: Settings,
-                      openvino_dir: Path | None = None, int8_gate: Int8Gate | None = None) -> InferenceEngine:
+                      openvino_dir: Path | None = None, int8_gate: Int8Gate | None = None, *,
+                      identity: tuple[str, str] | None = None) -> InferenceEngine:
         """An engine on the configured device, backend and precision, with the configured buffers.
 
         ``openvino_dir`` holds the IRs exported at import time (else the fp32 one is exported now);
-        ``int8_gate`` is the import's int8 gate result, which ``precision: auto`` needs to pick int8.
+        ``int8_gate`` is the import's int8 gate result, which ``precision: auto`` needs to consider int8
+        (the start-up trial then decides on this CPU: trial.py). ``identity``, the model's (sha256, store
+        tag), lets the trial cache its verdict.
         """
         s = settings
         device = resolve_device(s.model.device, s.model.fallback_to_cpu)
-        choice = resolve_precision(s.inference.precision, device, backend=s.inference.backend, int8_gate=int8_gate)
-        if resolve_backend(s.inference.backend, device, choice.precision) == "openvino":
-            backend = OpenVinoBackend(model, prep.image_size, choice.precision, openvino_dir)
+        backend = None  # or the one the start-up trial compiled
+        if (s.inference.precision == "auto" and device.type == "cpu"
+                and resolve_backend(s.inference.backend, device) == "openvino"):
+            choice, backend = trial.auto_cpu(model, prep, openvino_dir, int8_gate, backend=s.inference.backend,
+                                             batch_size=s.inference.batch_size,
+                                             cache_dir=s.inference.precision_cache_dir, identity=identity)
         else:
-            backend = TorchBackend(model, device, choice.precision)
+            choice = resolve_precision(s.inference.precision, device, backend=s.inference.backend, int8_gate=int8_gate)
+        if backend is None:
+            if resolve_backend(s.inference.backend, device, choice.precision) == "openvino":
+                backend = OpenVinoBackend(model, prep.image_size, choice.precision, openvino_dir)
+            else:
+                backend = TorchBackend(model, device, choice.precision)
         return cls(backend, prep, device, batch_size=s.inference.batch_size, slots=s.memory.pool_size_multiplier,
                    max_pool_bytes=s.memory.max_pool_size_gb * 2**30, device_pools=s.memory.enable_gpu_pools,
                    test_time_flip=s.inference.test_time_flip, precision_reason=choice.reason)

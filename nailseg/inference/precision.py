@@ -1,20 +1,23 @@
 """Which precision the engine serves, and why (``/model-info`` shows both).
 
-``auto``: on a GPU bf16 where supported, else fp16. On a CPU with the OpenVINO backend, int8 where the
-CPU has int8 dot products (AMX-INT8, AVX512-VNNI, AVX-VNNI) and the model's int8 IR passed its import
-gate (quantize.py); else bf16 where the CPU has AVX512-BF16/AMX; else fp32. A forced ``int8`` on a model
-that failed the gate still serves int8 (its ``model_int8_failed.xml``) with a warning.
+``auto``: on a GPU bf16 where supported, else fp16. On a CPU with the OpenVINO backend and a model whose
+int8 IR passed its import gate, the start-up trial decides (trial.py): int8 where on this CPU it agrees
+with fp32 on the gate's photos and is faster than the fastest float path, else that float path. Where
+int8 is no candidate (no OpenVINO, backend torch, no gated int8 IR): bf16 where the CPU has
+AVX512-BF16/AMX, else fp32. A forced ``int8`` on a model that failed the gate still serves int8 (its
+``model_int8_failed.xml``) with a warning.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
-from nailseg.inference.backends import openvino_available
-from nailseg.inference.hardware import cpu_bf16_flags, cpu_int8_flags
+from nailseg.inference.backends import INT8_XML, openvino_available
+from nailseg.inference.hardware import cpu_bf16_flags
 from nailseg.model.spec import Int8Gate
 
 log = logging.getLogger(__name__)
@@ -41,23 +44,29 @@ def resolve_precision(requested: str, device: torch.device, *, backend: str = "a
         if torch.cuda.is_bf16_supported():
             return PrecisionChoice("bf16", "auto: GPU supports bf16")
         return PrecisionChoice("fp16", "auto: GPU without bf16")
-    int8_flags, bf16_flags = cpu_int8_flags(), cpu_bf16_flags()
-    why_not_int8 = _why_not_int8(int8_flags, backend, int8_gate)
-    if why_not_int8 is None:
-        return PrecisionChoice("int8", f"auto: CPU has {int8_flags[0]} and the int8 gate passed "
-                                       f"(IoU {int8_gate.mask_iou:.3f})")
+    why_not = why_not_int8(backend, int8_gate)
+    return float_choice(why_not or "not measured on this CPU (the start-up trial decides: trial.auto_cpu)")
+
+
+def float_choice(why_not: str) -> PrecisionChoice:
+    """The float path ``auto`` serves on this CPU without measuring: bf16 where it has AVX512-BF16/AMX, else fp32."""
+    bf16_flags = cpu_bf16_flags()
     if bf16_flags:
-        return PrecisionChoice("bf16", f"auto: CPU has {bf16_flags[0]}; not int8: {why_not_int8}")
-    return PrecisionChoice("fp32", f"auto: CPU has no bf16 (AVX512-BF16/AMX); not int8: {why_not_int8}")
+        return PrecisionChoice("bf16", f"auto: CPU has {bf16_flags[0]}; not int8: {why_not}")
+    return PrecisionChoice("fp32", f"auto: CPU has no bf16 (AVX512-BF16/AMX); not int8: {why_not}")
 
 
-def _why_not_int8(int8_flags: list[str], backend: str, gate: Int8Gate | None) -> str | None:
-    if not int8_flags:
-        return "CPU has no int8 dot products (AVX512-VNNI, AVX-VNNI, AMX-INT8)"
+def why_not_int8(backend: str, gate: Int8Gate | None, ir_dir: Path | None = None) -> str | None:
+    """Why int8 is no candidate for ``auto`` on this CPU (None: it is one, and the start-up trial decides).
+
+    ``ir_dir`` is the model's IR folder (``None``: it has none); without it only the settings and the gate are
+    looked at."""
     if backend == "torch" or not openvino_available():
         return "int8 needs the OpenVINO backend"
     if gate is None:
         return "the model has no gated int8 IR (imported without nncf, or before the int8 gate existed)"
     if not gate.passed:
         return f"the model failed the int8 gate ({gate.summary()})"
+    if ir_dir is not None and not (ir_dir / INT8_XML).exists():
+        return f"the model's IR folder has no {INT8_XML}"
     return None

@@ -5,9 +5,11 @@ MODEL_CARD.md), but a model can quantize badly (activations spanning huge ranges
 values). So the import checks every int8 model against its fp32 model on the calibration photos and
 their flips (``gate``): the masks must agree (pooled IoU >= ``GATE_MIN_IOU``) and the probabilities must
 stay close (mean |p_int8 - p_fp32| <= ``GATE_MAX_PROB_DIFF``). A model that passes is written as
-``model_int8.xml``, which ``precision: auto`` serves on CPUs with int8 dot products (VNNI, AMX); one
-that fails is kept only as ``model_int8_failed.xml``, served only when ``precision: int8`` is forced
-(with a warning). The bundled model measured IoU 0.981 and mean |dp| 0.0016 (see MODEL_CARD.md).
+``model_int8.xml``, which ``precision: auto`` serves where the serving CPU itself shows, at start-up, that
+it agrees with fp32 on the same photos and is faster (``inference.trial``; the photos are kept with the
+model as ``gate_photos.npy``); one that fails is kept only as ``model_int8_failed.xml``, served only when
+``precision: int8`` is forced (with a warning). The bundled model measured IoU 0.981 and mean |dp| 0.0016
+(see MODEL_CARD.md).
 
 Calibration needs a few nail photos; the four in ``examples/`` with their flips were as good as 300
 training photos (Dice within 0.1 point). Users should calibrate on their own photos
@@ -25,7 +27,13 @@ from pathlib import Path
 import numpy as np
 
 from nailseg.images import pipeline
-from nailseg.inference.backends import INT8_FAILED_XML, INT8_XML, convert_to_openvino
+from nailseg.inference.agreement import agreement, gate_views
+from nailseg.inference.backends import (
+    GATE_PHOTOS,
+    INT8_FAILED_XML,
+    INT8_XML,
+    convert_to_openvino,
+)
 from nailseg.inference.normalize import to_tensor
 from nailseg.model.spec import (
     GATE_MAX_PROB_DIFF,
@@ -50,17 +58,21 @@ def calibration_photos(photo_dir: Path) -> list[Path]:
                   if p.suffix.lower() in PHOTO_SUFFIXES and not p.name.lower().endswith(".mask.png"))
 
 
-def calibration_inputs(photo_dir: Path, prep: Preprocessing) -> list[np.ndarray]:
-    """Each photo in ``photo_dir`` (and its three flips) as a (1, 3, H, W) float32 model input."""
+def gate_photos(photo_dir: Path, prep: Preprocessing) -> np.ndarray:
+    """The photos in ``photo_dir`` as the service sees them: (N, H, W, 3) uint8 at the model's size."""
     photos = calibration_photos(photo_dir)
     if not photos:
         raise ValueError(f"{photo_dir}: no photos (.jpg, .png, .webp) to calibrate int8 with")
-    inputs = []
-    for photo in photos:
-        rgb = pipeline.prepare_bytes(photo.read_bytes(), prep, 10**8).model_input
-        for flipped in (rgb, rgb[:, ::-1], rgb[::-1], rgb[::-1, ::-1]):
-            inputs.append(to_tensor(np.ascontiguousarray(flipped)[None], prep).numpy())
-    return inputs
+    return np.stack([pipeline.prepare_bytes(photo.read_bytes(), prep, 10**8).model_input for photo in photos])
+
+
+def calibration_inputs(photo_dir: Path, prep: Preprocessing) -> list[np.ndarray]:
+    """Each photo in ``photo_dir`` (and its three flips) as a (1, 3, H, W) float32 model input."""
+    return _inputs(gate_photos(photo_dir, prep), prep)
+
+
+def _inputs(photos: np.ndarray, prep: Preprocessing) -> list[np.ndarray]:
+    return [to_tensor(view[None], prep).numpy() for view in gate_views(photos)]
 
 
 def _quantize(fp32_model, inputs: list[np.ndarray]):
@@ -73,12 +85,14 @@ def _quantize(fp32_model, inputs: list[np.ndarray]):
 def export_gated_int8(model: AttentionUNet, prep: Preprocessing, photo_dir: Path, out_dir: Path) -> Int8Gate:
     """Quantize, check the int8 model against fp32 on the calibration inputs, and write it as
     ``model_int8.xml`` if it passed, else as ``model_int8_failed.xml``."""
-    inputs = calibration_inputs(photo_dir, prep)
+    photos = gate_photos(photo_dir, prep)
+    inputs = _inputs(photos, prep)
     fp32_model = convert_to_openvino(model, prep.image_size)
     reference = probabilities(fp32_model, inputs)  # before quantizing: NNCF may change the model it is given
     quantized = _quantize(fp32_model, inputs)
     result = gate(reference, probabilities(quantized, inputs), photo_dir.name)  # the name only: no paths in /model-info
     _save(quantized, out_dir / (INT8_XML if result.passed else INT8_FAILED_XML))
+    np.save(out_dir / GATE_PHOTOS, photos)  # the runner checks the int8 model on them again, on its own CPU
     return result
 
 
@@ -94,12 +108,9 @@ def probabilities(ov_model, inputs: list[np.ndarray]) -> np.ndarray:
 
 def gate(fp32: np.ndarray, int8: np.ndarray, calibration_images: str) -> Int8Gate:
     """Do the int8 probabilities agree with fp32's? Pooled mask IoU and mean absolute difference."""
-    a, b = fp32 > GATE_THRESHOLD, int8 > GATE_THRESHOLD
-    union = int((a | b).sum())
-    iou = float((a & b).sum() / union) if union else 1.0  # both empty everywhere: they agree
-    diff = float(np.abs(fp32 - int8).mean())
-    return Int8Gate(passed=iou >= GATE_MIN_IOU and diff <= GATE_MAX_PROB_DIFF, mask_iou=round(iou, 5),
-                    mean_abs_prob_diff=round(diff, 6), inputs=len(fp32), calibration_images=calibration_images)
+    a = agreement(fp32, int8, GATE_THRESHOLD)
+    return Int8Gate(passed=a.passes(GATE_MIN_IOU, GATE_MAX_PROB_DIFF), mask_iou=a.mask_iou,
+                    mean_abs_prob_diff=a.mean_abs_prob_diff, inputs=a.inputs, calibration_images=calibration_images)
 
 
 def _save(ov_model, xml: Path) -> Path:
