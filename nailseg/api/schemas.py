@@ -164,7 +164,7 @@ class ModelInfoResponse(_Response):
     output_shape: list[int]
     device: str
     precision: str | None
-    precision_reason: str | None = None  # why this precision, e.g. "auto: CPU has avx512_vnni and the int8 gate passed"
+    precision_reason: str | None = None  # why this precision, e.g. "auto: int8: on this CPU it agrees with fp32 (...)"
     int8_gate: Int8Gate | None = None  # the int8 model's agreement with fp32 at import, where it has one
     backend: str | None
     test_time_flip: bool | None  # inference.test_time_flip: the mirror image segmented too and averaged
