@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import bentoml
 from bentoml.validators import ContentType
@@ -41,6 +41,7 @@ from nailseg.api.schemas import (
     SegmentOptions,
     SegmentRequest,
     SegmentResponse,
+    TryOnRequest,
 )
 from nailseg.api.segmenting import Segmenter
 from nailseg.config import get_settings
@@ -60,7 +61,9 @@ Threshold = Annotated[float | None, _option("threshold")]
 ReturnConfidence = Annotated[bool, _option("return_confidence")]
 ReturnContours = Annotated[bool, _option("return_contours")]
 ReturnVisualizations = Annotated[bool, _option("return_visualizations")]
+ReturnNails = Annotated[bool, _option("return_nails")]
 MaskFormatOption = Annotated[MaskFormat, _option("mask_format")]
+_tryon = TryOnRequest.model_fields.__getitem__
 ImageFile = Annotated[Path, Field(description="the photo: a JPEG, PNG or BMP file (multipart part `image`)")]
 PngImage = Annotated[Path, ContentType("image/png")]
 answered = answers(lambda svc: svc.work.brief)
@@ -106,7 +109,8 @@ class UNetAPI:
     async def segment(self, image_data: Annotated[str, SegmentRequest.model_fields["image_data"]] = "",
                       threshold: Threshold = None, return_confidence: ReturnConfidence = False,
                       return_contours: ReturnContours = False, return_visualizations: ReturnVisualizations = False,
-                      mask_format: MaskFormatOption = "png", ctx: bentoml.Context = None) -> SegmentResponse:
+                      return_nails: ReturnNails = False, mask_format: MaskFormatOption = "png",
+                      ctx: bentoml.Context = None) -> SegmentResponse:
         """Segment the nails in one image sent as base64 JPEG, PNG or BMP in a JSON body."""
         request: SegmentRequest = validated_request(ctx.request.scope)
         answer = await self.work.segment(request.image_data, request)
@@ -117,7 +121,7 @@ class UNetAPI:
     @answered
     async def segment_image(self, image: ImageFile, threshold: Threshold = None,
                             return_confidence: ReturnConfidence = False, return_contours: ReturnContours = False,
-                            return_visualizations: ReturnVisualizations = False,
+                            return_visualizations: ReturnVisualizations = False, return_nails: ReturnNails = False,
                             mask_format: MaskFormatOption = "png", ctx: bentoml.Context = None) -> SegmentResponse:
         """Segment the nails in an uploaded photo (multipart: file part `image`, options as form fields)."""
         answer = await self.work.segment(image, _form(SegmentOptions, locals()))
@@ -134,12 +138,25 @@ class UNetAPI:
         self.work.done(ctx.request.headers.get("x-request-id", ""), "mask", _started(ctx))
         return Response(png, media_type="image/png")
 
+    @bentoml.api(route=ROUTES["tryon"].path)
+    @answered
+    async def tryon(self, image: ImageFile, color: Annotated[str, _tryon("color")] = "#C8143C",
+                    opacity: Annotated[float, _tryon("opacity")] = 0.85,
+                    finish: Annotated[Literal["gloss", "matte"], _tryon("finish")] = "gloss",
+                    threshold: Threshold = None,
+                    output_format: Annotated[Literal["png", "jpeg"], _tryon("output_format")] = "png",
+                    ctx: bentoml.Context = None) -> PngImage:
+        """Nail-polish try-on: the photo at its own size and orientation with its nails painted in `color`."""
+        picture = await self.work.tryon(image, _form(TryOnRequest, locals()))
+        self.work.done(ctx.request.headers.get("x-request-id", ""), "tryon", _started(ctx))
+        return Response(picture, media_type=f"image/{output_format}")
+
     @bentoml.api(route=ROUTES["segment-batch"].path)
     @answered
     async def segment_batch(self, images: Annotated[list[BatchImage], SegmentBatchRequest.model_fields["images"]] = (),
                             threshold: Threshold = None, return_confidence: ReturnConfidence = False,
                             return_contours: ReturnContours = False,
-                            return_visualizations: ReturnVisualizations = False,
+                            return_visualizations: ReturnVisualizations = False, return_nails: ReturnNails = False,
                             mask_format: MaskFormatOption = "png", ctx: bentoml.Context = None) -> SegmentBatchResponse:
         """Segment several images; a bad image fails only its own entry."""
         request_id = ctx.request.headers.get("x-request-id", "")

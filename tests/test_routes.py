@@ -32,7 +32,7 @@ def test_every_route_is_in_the_spec_served_and_counted(server):  # noqa: F811
     photo = example_photos()[0][0].read_bytes()
     bodies = {"segment": {"image_data": b64(example_photos()[0][0])},
               "segment-batch": {"images": [{"image_data": b64(example_photos()[0][0])}]},
-              "initialize": {"warm_up": False},
+              "initialize": {"warm_up": False}, "tryon": {"color": "#C8143C"},
               "v2-infer": {"inputs": [{"name": "pixels", "datatype": "UINT8", "shape": [1, 2, 2, 3], "data": [0] * 12}]}}
     for route in ROUTES.values():
         assert route.method.lower() in spec["paths"][route.path], route.name
@@ -40,7 +40,8 @@ def test_every_route_is_in_the_spec_served_and_counted(server):  # noqa: F811
         if route.method == "GET":
             resp = httpx.get(url, timeout=60)
         elif route.form is not None:
-            resp = httpx.post(url, files={"image": ("p.jpg", photo, "image/jpeg")}, timeout=120)
+            resp = httpx.post(url, files={"image": ("p.jpg", photo, "image/jpeg")}, data=bodies.get(route.name),
+                              timeout=120)
         else:
             body = bodies.get(route.name, bodies.get(route.name.replace("-model-version", "")))
             resp = httpx.post(url, json=body, timeout=120)

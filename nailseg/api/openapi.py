@@ -45,6 +45,8 @@ EXAMPLES: dict[str, dict[str, Any]] = {
     # a file part cannot be shown in JSON: the photo's part is named
     "segment-image": {"image": "(photo.jpg: a JPEG, PNG or BMP file)", "threshold": 0.5, "mask_format": "coco_rle"},
     "mask": {"image": "(photo.jpg: a JPEG, PNG or BMP file)", "threshold": 0.5, "overlay": False},
+    "tryon": {"image": "(photo.jpg: a JPEG, PNG or BMP file)", "color": "#C8143C", "opacity": 0.85,
+              "finish": "gloss", "output_format": "png"},
     "v2-infer": {"inputs": [{"name": "pixels", "datatype": "UINT8", "shape": [1, 2, 2, 3], "data": [0] * 12}],
                  "outputs": [{"name": "mask"}]},
 }
@@ -108,7 +110,8 @@ def _answer(route: Route) -> dict[str, Any]:
                                                  **({"application/octet-stream": {"schema": {
                                                      "type": "string", "format": "binary"}}} if route.infer else {})}}
     binary = {"type": "string"} if route.answer_media == "text/html" else {"type": "string", "format": "binary"}
-    return {"description": "OK", "content": {route.answer_media: {"schema": binary}}}
+    return {"description": "OK", "content": {media: {"schema": binary} for media in (route.answer_media,
+                                                                                     *route.answer_also)}}
 
 
 def _errors(route: Route) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from nailseg.api.schemas import (
     SegmentOptions,
     SegmentRequest,
     SegmentResponse,
+    TryOnRequest,
 )
 
 PREFIX = "/api/unet"  # the serving guide's endpoints
@@ -51,7 +52,8 @@ class Route:
     body: type[BaseModel] | None = None  # a JSON body, parsed and validated once, by the guard
     form: type[BaseModel] | None = None  # the form fields of a multipart body (the photo is the part `image`)
     answer: type[BaseModel] | None = None  # the 200 answer's JSON model (None: not JSON)
-    answer_media: str = "application/json"
+    answer_media: str = "application/json"  # where answer is None: the 200 answer's media type
+    answer_also: tuple[str, ...] = ()  # other media types an option may ask for
     admin: bool = False  # needs an admin key when keys are configured
     images: bool = False  # its images count against limits.max_inflight_images
     errors: dict[int, list[str]] = field(default_factory=dict)
@@ -78,6 +80,9 @@ _TABLE = (
     Route("mask", "POST", "An uploaded photo's mask as a PNG (255 = nail), or with overlay=true the photo with the "
           "mask over it.", form=MaskRequest, answer_media="image/png", images=True,
           errors={**_ACCESS, **_SERVER, **_IMAGE}),
+    Route("tryon", "POST", "Nail-polish try-on: an uploaded photo at its own size and orientation with its nails "
+          "painted in `color` (PNG, or JPEG with output_format=jpeg).", form=TryOnRequest, answer_media="image/png",
+          answer_also=("image/jpeg",), images=True, errors={**_ACCESS, **_SERVER, **_IMAGE}),
     Route("segment-batch", "POST", "Segment several images; a bad image fails only its own entry.",
           body=SegmentBatchRequest, answer=SegmentBatchResponse, images=True,
           errors={**_ACCESS, **_SERVER, **_JSON_IMAGE, 403: ["FEATURE_DISABLED"],

@@ -22,10 +22,12 @@ from nailseg.api.schemas import (
     SegmentBatchResponse,
     SegmentOptions,
     SegmentResponse,
+    TryOnRequest,
 )
 from nailseg.config import Settings
 from nailseg.errors import ApiError, ErrorCode
 from nailseg.images import pipeline
+from nailseg.images.tryon import Polish
 from nailseg.images.pipeline import PreparedImage
 
 log = logging.getLogger("unet.api")
@@ -44,7 +46,7 @@ class Segmenter:
             return None
         return ModelInfoBrief(model_variant=s.model.model_variant, device=s.device)
 
-    def threshold(self, options: SegmentOptions | MaskRequest) -> float:
+    def threshold(self, options: SegmentOptions | MaskRequest | TryOnRequest) -> float:
         return options.threshold if options.threshold is not None else self.settings.inference.threshold
 
     def _checked_threshold(self, options: SegmentOptions) -> float:
@@ -98,6 +100,12 @@ class Segmenter:
     async def mask_png(self, image: Image, options: MaskRequest) -> bytes:
         prepared, prob = await self._one(image)
         return await self.encode(pipeline.mask_picture, prepared, prob, self.threshold(options), options.overlay)
+
+    async def tryon(self, image: Image, options: TryOnRequest) -> bytes:
+        prepared, prob = await self._one(image)
+        polish = Polish.parse(options.color, options.opacity, options.finish)
+        return await self.encode(pipeline.tryon_picture, prepared, prob, self.threshold(options), polish,
+                                 options.output_format)
 
     async def batch(self, request: SegmentBatchRequest, request_id: str, started: float) -> SegmentBatchResponse:
         limits = self.settings.limits
