@@ -2,7 +2,8 @@
 
 The endpoints and their wiring only: each POST endpoint is a BentoML API whose path comes from the
 route table (nailseg/api/routes.py); the GET endpoints are the mounted app of nailseg/api/info.py; the
-guard's layers, the metrics and the OpenAPI additions are added from the same table. The work is in
+guard's layers, the metrics and the OpenAPI additions are added from the same table, and the request
+trace for the debug keys (nailseg/api/request_trace.py) only when one is on. The work is in
 nailseg/api/segmenting.py, and the model runs in the UNetRunner service (runners/unet_runner.py).
 """
 
@@ -22,12 +23,14 @@ from starlette.responses import Response
 from nailseg import compat, logs, metrics
 from nailseg.api import guard
 from nailseg.api.answers import answers
+from nailseg.api.debug_outputs import DebugOutputs
 from nailseg.api.guard.auth import AccessPolicy
 from nailseg.api.guard.limits import InflightImages, RateLimiter
 from nailseg.api.guard.validation import validated_request
 from nailseg.api.info import get_app
 from nailseg.api.oip_routes import oip_app, parse_infer
 from nailseg.api.openapi import OpenApiDocs
+from nailseg.api.request_trace import RecentRequests, RequestTrace
 from nailseg.api.routes import OIP_PREFIX, PREFIX, ROUTES, PathSet, endpoint_label
 from nailseg.api.runner_client import RunnerClient
 from nailseg.api.schemas import (
@@ -67,6 +70,10 @@ _tryon = TryOnRequest.model_fields.__getitem__
 ImageFile = Annotated[Path, Field(description="the photo: a JPEG, PNG or BMP file (multipart part `image`)")]
 PngImage = Annotated[Path, ContentType("image/png")]
 answered = answers(lambda svc: svc.work.brief)
+development = settings.development  # the serving guide's debug mode: every key off by default
+recent_requests = RecentRequests() if development.enable_debug_endpoints else None  # GET /debug/requests
+saved_outputs = (DebugOutputs(development.debug_output_dir, development.max_debug_outputs)
+                 if development.save_debug_outputs else None)
 
 
 def _form(model, args: dict):
@@ -75,7 +82,7 @@ def _form(model, args: dict):
 
 
 @bentoml.asgi_app(oip_app, path=OIP_PREFIX)
-@bentoml.asgi_app(get_app, path=PREFIX)
+@bentoml.asgi_app(get_app(development.enable_debug_endpoints), path=PREFIX)
 @bentoml.service(name="unet_api", workers=settings.api.workers, http={"port": 8001}, traffic={"timeout": 120},
                  tracing=settings.api.bentoml_tracing)
 class UNetAPI:
@@ -87,6 +94,7 @@ class UNetAPI:
         self.settings = settings
         self.runner_client = RunnerClient(self.runner, settings.health)
         self.work = Segmenter(settings, self.runner_client)
+        self.recent_requests = recent_requests
         shutdown.api_stops_accepting_first()
 
     @property
@@ -199,7 +207,8 @@ for layer, options in guard.layers(
     validated={r.path: r.body for r in ROUTES.values() if r.body is not None},
     forms={r.path: r.form for r in ROUTES.values() if r.form is not None},
     model_info=_current_brief,
-    access=AccessPolicy.from_settings(settings.security, admin_paths=[r.path for r in ROUTES.values() if r.admin]),
+    access=AccessPolicy.from_settings(settings.security, admin_paths=[r.path for r in ROUTES.values() if r.admin],
+                                      debug_paths=[r.path for r in ROUTES.values() if r.debug]),
     rate_limit=RateLimiter(settings.limits.rate_limit_per_minute, settings.limits.rate_limit_burst),
     inflight=InflightImages(settings.max_inflight_images),
     image_paths=PathSet(lambda route: route.images),
@@ -207,4 +216,9 @@ for layer, options in guard.layers(
     parse_infer=parse_infer(settings.max_body_bytes, settings.limits.max_batch_images, settings.limits.max_image_pixels),
 ):
     UNetAPI.add_asgi_middleware(layer, **options)
-UNetAPI.add_asgi_middleware(OpenApiDocs, max_batch_images=settings.limits.max_batch_images)
+if settings.logging.enable_performance_logging or recent_requests is not None or saved_outputs is not None:
+    UNetAPI.add_asgi_middleware(RequestTrace, image_paths=PathSet(lambda route: route.images),
+                                endpoint_of=endpoint_label, perf_log=settings.logging.enable_performance_logging,
+                                recent=recent_requests, outputs=saved_outputs)
+UNetAPI.add_asgi_middleware(OpenApiDocs, max_batch_images=settings.limits.max_batch_images,
+                            debug_endpoints=development.enable_debug_endpoints)

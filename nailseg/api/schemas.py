@@ -192,3 +192,47 @@ class ModelInfoResponse(_Response):
     training: dict[str, Any]
     supported_formats: list[str] = SUPPORTED_FORMATS
     skipped_models: list[SkippedModel] = []
+
+
+class DebugConfigResponse(_Response):
+    """GET /api/unet/debug/config."""
+
+    settings: dict[str, Any] = Field(description="the effective settings (config.yaml, UNET_* variables, "
+                                     "defaults), by section; every key shown as **********")
+
+
+class DebugRequest(BaseModel):
+    """One image request as the API process served it."""
+
+    request_id: str
+    endpoint: str = Field(description="the route's name, as the metrics label it")
+    received_at: str = Field(description="when the API took it (UTC, ISO 8601)")
+    status: int
+    images: int
+    stages_ms: dict[str, float] = Field(description="milliseconds per stage it reached: decode, runner, encode")
+    total_ms: float = Field(description="from when the guard took it to its answer")
+
+
+class DebugRequestsResponse(_Response):
+    """GET /api/unet/debug/requests."""
+
+    requests: list[DebugRequest] = Field(description="this API process's most recent image requests, newest "
+                                         "first (a bounded ring; each API worker keeps its own)")
+
+
+class DebugOutput(BaseModel):
+    """One request's folder of debug outputs."""
+
+    name: str = Field(description="<UTC time>-<request id>")
+    request_id: str
+    files: list[str] = Field(description="paths in the folder: input.<ext>, mask.png, overlay.png (a batch: "
+                             "<index>/input.<ext>, ...)")
+
+
+class DebugOutputsResponse(_Response):
+    """GET /api/unet/debug/outputs."""
+
+    saving: bool = Field(description="development.save_debug_outputs")
+    directory: str = Field(description="development.debug_output_dir")
+    max_outputs: int = Field(description="development.max_debug_outputs: request folders kept")
+    outputs: list[DebugOutput] = Field(description="the request folders there, newest first")

@@ -37,9 +37,15 @@ MAX_SIDE = 65_535  # JPEG's own limit
 MAX_JPEG_SCANS = 50  # progressive JPEGs have ~10 (an MPO's pictures and EXIF thumbnail count too)
 MAX_HEADER_SEGMENTS = 1_000  # JPEG marker segments and fill bytes before the first scan; PNG chunks but IDAT
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-_SUPPORTED_MAGIC = (b"\xff\xd8\xff", _PNG_SIGNATURE[:4], b"BM")
+_EXTENSIONS = {b"\xff\xd8\xff": ".jpg", _PNG_SIGNATURE[:4]: ".png", b"BM": ".bmp"}  # by magic bytes
+_SUPPORTED_MAGIC = tuple(_EXTENSIONS)
 
 Image.MAX_IMAGE_PIXELS = None  # we check the pixel count ourselves, with our own limit and error
+
+
+def file_extension(raw: bytes) -> str:
+    """A photo's file name extension by its magic bytes: .jpg, .png or .bmp (.bin for anything else)."""
+    return next((ext for magic, ext in _EXTENSIONS.items() if raw.startswith(magic)), ".bin")
 
 
 def decode_base64(data: str) -> bytes:
