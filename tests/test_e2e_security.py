@@ -156,3 +156,17 @@ def test_trailing_slash_with_a_forged_host_is_a_404_not_a_redirect(keyed):
         assert resp.status_code in (401, 404) and "location" not in resp.headers
         assert_error(resp, resp.status_code, "UNAUTHORIZED" if resp.status_code == 401 else "NOT_FOUND")
     assert resp.status_code == 404
+
+
+def test_every_image_endpoint_needs_a_key_and_serves_with_one(keyed):
+    """The route table's image endpoints (the try-on included) are behind the same keys as /segment."""
+    from nailseg.api.routes import ROUTES
+
+    raw = example_photos()[0][0].read_bytes()
+    forms = {"tryon": {"color": "#C8143C"}}
+    for route in (r for r in ROUTES.values() if r.images and r.form is not None):
+        def call(headers):
+            return httpx.post(keyed.url + route.path, files={"image": ("p.jpg", raw, "image/jpeg")},
+                              data=forms.get(route.name), headers=headers, timeout=120)
+        assert_error(call({}), 401, "UNAUTHORIZED")
+        assert call(bearer(fresh_key())).status_code == 200, route.name
