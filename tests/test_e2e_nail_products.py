@@ -168,3 +168,14 @@ def test_cli_tryon_writes_a_picture_per_photo(server, tmp_path):
     for p, (photo, _) in zip(written, example_photos()[:2]):
         assert decoded(p.read_bytes()).shape == decoded(photo.read_bytes()).shape
     assert cli.main(["--url", server.url, "tryon", str(photos), "--color", "red", "--out", str(out)]) == 1
+
+
+@pytest.mark.parametrize("path, fields", [(TRYON, {"color": ["#C8143C", "#000000"]}),
+                                          ("/api/unet/mask", {"threshold": ["0.4", "0.6"]}),
+                                          ("/api/unet/segment-image", {"return_nails": ["true", "true"]})])
+def test_an_option_sent_twice_is_a_422(server, path, fields):
+    photo, _ = example_photos()[0]
+    resp = httpx.post(server.url + path, files={"image": ("p.jpg", photo.read_bytes(), "image/jpeg")}, data=fields,
+                      timeout=120)
+    body = assert_error(resp, 422, "INVALID_REQUEST")
+    assert "more than once" in body["error"]["message"]

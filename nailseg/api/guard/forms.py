@@ -43,6 +43,9 @@ async def check_form(body: bytes, headers: list[tuple[bytes, bytes]], options: t
         for key, value in form.multi_items():
             if key == FILE_FIELD:
                 continue
+            if key in fields:  # BentoML would read a list where the model has one value
+                return ErrorCode.INVALID_REQUEST, f"{key}: sent more than once; send each option once", [
+                    {"field": key, "problem": "sent more than once"}]
             if isinstance(value, UploadFile):
                 value = (await value.read()).decode(errors="replace")
             try:
