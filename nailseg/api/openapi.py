@@ -38,6 +38,7 @@ TAGS = [{"name": "nail segmentation", "description": "The serving guide's endpoi
         {"name": "open inference protocol", "description": "KServe v2 REST: what Triton's and KServe's clients speak."},
         {"name": "infrastructure", "description": "BentoML's probes and Prometheus metrics."}]
 REF = "#/components/schemas/{model}"
+OPENAPI_VERSION = "3.1.0"
 PHOTO = "/9j/4AAQSkZJRgABAQAAAQABAAD/2wBDAAoHBwgHBgoICAgLCgoLDhgQDg0NDh0VFhEYIx8lJCIfIiEmKzcvJik0KSEiMEExNDk7Pj4+JS5ESUM8SDc9Pjv/2wBDAQoLCw4NDhwQEBw7KCIoOzs7Ozs7Ozs7Ozs7Ozs7Ozs7Ozs7Ozs7Ozs7Ozs7Ozs7Ozs7Ozs7Ozs7Ozs7Ozs7Ozv/wAARCABAAEADASIAAhEBAxEB/8QAHwAAAQUBAQEBAQEAAAAAAAAAAAECAwQFBgcICQoL/8QAtRAAAgEDAwIEAwUFBAQAAAF9AQIDAAQRBRIhMUEGE1FhByJxFDKBkaEII0KxwRVS0fAkM2JyggkKFhcYGRolJicoKSo0NTY3ODk6Q0RFRkdISUpTVFVWV1hZWmNkZWZnaGlqc3R1dnd4eXqDhIWGh4iJipKTlJWWl5iZmqKjpKWmp6ipqrKztLW2t7i5usLDxMXGx8jJytLT1NXW19jZ2uHi4+Tl5ufo6erx8vP09fb3+Pn6/8QAHwEAAwEBAQEBAQEBAQAAAAAAAAECAwQFBgcICQoL/8QAtREAAgECBAQDBAcFBAQAAQJ3AAECAxEEBSExBhJBUQdhcRMiMoEIFEKRobHBCSMzUvAVYnLRChYkNOEl8RcYGRomJygpKjU2Nzg5OkNERUZHSElKU1RVVldYWVpjZGVmZ2hpanN0dXZ3eHl6goOEhYaHiImKkpOUlZaXmJmaoqOkpaanqKmqsrO0tba3uLm6wsPExcbHyMnK0tPU1dbX2Nna4uPk5ebn6Onq8vP09fb3+Pn6/9oADAMBAAIRAxEAPwDI1mOSWVVI5Zgij6mvUQ4TbH2UAD8K881i4t4vFek2WRulukZh6AHj9a7kz4bLAYFc9T3Ujpp3m22UdXjW5uY0YZC/Ma1zOI1HNZkUZubmVjyAhqVpMqFYZ9Kyu0rm1ru3YfqswzZMT/y2/wDZTVlLkhwAMjHXNZepsHFrkEAS/wBDV2GEYBB7UrtvQbS5UZcAay1NkX7sh3D8a2ZNNgv9skhwyrj61iz3Ba5jkZVAR9vDAk1v2jqRweorSCSnYzqNypqR4haW2o6hrkWoy72l85XLkehHSvYJwpY+9YuqJa6AtsqxCS5upliiQD35OPQVszKd5IYfSrrvYjD63DTWC+a395sfgKdGm4YY/dOKyn1W4sQyR6ebgAk7hIF/pVyyvWntlneLymkOShOdv41MklCJUW3UkP1SIfZgcf6shh+dXbWQGIDvisbWdQuYpYIIoUeGcYlcnlMHtWhanoQ3FQ3a1jRK8XcbNYRyW7pHEiMeQQO9T6dIwj2SQsjr3IrlZNU8Ss7bbi2jXcQMQ54qSJ/EUhG/VVXP92Ba6XFN3ONVWouJtXFgt541SeRgy2dmTGhHRmYgn8qWVZRG0hOP7q46ir9+o066tdRbmNcw3DeisRhj7BgPwNPfT3eXBmHk/wB0DnH1pVIt2LoVIwvcghtIzYpvUFmGfzqtJCtvLsI+XGQK3hGoUAAYHSszWoeIZOi7trH0oqQXJ6BQner6lG5iS4ic45VCRT7JD5O7PzKf0q5aQiWc9CDHhsVJFpbwsdspKf3cc/nWahdaHQ6kYtplZrNCnCinw2qHqoq8IiB0pFhKHOK3seeW5olljaORA6OCGUjIINY9pJJpV0ml3LFomz9jmb+If88yf7w7eo+lbzVS1Gyhv7VreYHa3IZTgow6MD2IrSxJKOlNkCtGVZQwPUEVQ028mMklhekfa7cAlgMCVOzj+voa0cZGKLBcZawRQqfLRUz6CpAfmxQg28Gl24bNK1im76sUAEZpCBinlflzTQMmgR//2Q=="  # examples/nails_01.jpg at 64x64, JPEG: a real photo the server answers
 EXAMPLES: dict[str, dict[str, Any]] = {
     "segment": {"image_data": PHOTO, "threshold": 0.5, "return_contours": True, "mask_format": "png"},
@@ -97,9 +98,9 @@ def _request_body(route: Route) -> dict[str, Any] | None:
     if route.infer:
         return {"required": True, "content": {
             "application/json": {"schema": _ref(oip.InferenceRequest), "example": EXAMPLES["v2-infer"]},
-            "application/octet-stream": {"schema": {"type": "string", "format": "binary"}, "description":
-                                         "the binary tensor data extension: a JSON header of "
-                                         "Inference-Header-Content-Length bytes, then the tensors"}}}
+            "application/octet-stream": {"schema": {"type": "string", "format": "binary", "description":
+                                                    "the binary tensor data extension: a JSON header of "
+                                                    "Inference-Header-Content-Length bytes, then the tensors"}}}}
     return None
 
 
@@ -149,7 +150,8 @@ def build(bentoml_spec: dict[str, Any], max_batch_images: int, debug_endpoints: 
              for p, v in bentoml_spec.get("paths", {}).items() if not p.startswith((PREFIX, OIP_PREFIX))}
     for route in routes:
         paths.setdefault(route.path, {})[route.method.lower()] = _operation(route)
-    return {"openapi": bentoml_spec.get("openapi", "3.0.2"),
+    # 3.1: the schemas are pydantic's JSON Schema 2020-12 (prefixItems, null in anyOf), which 3.0 does not have
+    return {"openapi": OPENAPI_VERSION,
             # BentoML's Swagger page hides info.title: the description's heading names the service there
             "info": {"title": TITLE, "version": project_version(), "description": f"## {TITLE}\n\n{DESCRIPTION}",
                      "contact": CONTACT,
