@@ -300,6 +300,11 @@ def test_console_script_points_at_the_client():
 
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 SCREENSHOT = Path(__file__).resolve().parents[1] / "docs" / "demo.png"
+# Runs before each page's own scripts (DevTools injects it, so the page's policy does not apply to it):
+# every Content-Security-Policy violation on the page, in window.cspViolations.
+CSP_LISTENER = """window.cspViolations = [];
+document.addEventListener("securitypolicyviolation", e => window.cspViolations.push(
+    {directive: e.violatedDirective, blocked: e.blockedURI, sample: e.sample, line: e.lineNumber}));"""
 
 
 @pytest.fixture()
@@ -319,9 +324,53 @@ def browser(tmp_path):
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
                  "--window-size=1400,900", f"--user-data-dir={tmp_path / 'chromium-profile'}"):
         options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # the console, for driver.get_log
     driver = webdriver.Chrome(options=options, service=DriverService(str(CHROMEDRIVER)))
+    driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": CSP_LISTENER})
     yield driver
     driver.quit()
+
+
+def _csp_directives(policy: str) -> dict[str, list[str]]:
+    return {name: sources for name, *sources in (d.split() for d in policy.split(";") if d.strip())}
+
+
+def test_demo_page_has_a_strict_content_security_policy(server):
+    import base64
+    import hashlib
+    import re
+
+    resp = server.get("/api/unet/demo")
+    policy = resp.headers.get("content-security-policy")
+    assert policy, "the demo page has no Content-Security-Policy"
+    assert "unsafe-" not in policy and "*" not in policy and "http" not in policy  # no unsafe-inline/-eval, no hosts
+    d = _csp_directives(policy)
+    assert d["default-src"] == d["base-uri"] == d["form-action"] == d["frame-ancestors"] == ["'none'"]
+    assert d["connect-src"] == ["'self'"] and set(d["img-src"]) <= {"'self'", "data:", "blob:"}
+    for tag in ("script", "style"):  # exactly the page's own inline blocks, by their hash
+        blocks = re.findall(rf"<{tag}>(.*?)</{tag}>", resp.text, flags=re.S)
+        hashes = {"'sha256-" + base64.b64encode(hashlib.sha256(b.encode()).digest()).decode() + "'" for b in blocks}
+        assert blocks and set(d[f"{tag}-src"]) == hashes, tag
+    markup = re.sub(r"<(script|style)>.*?</\1>", "", resp.text, flags=re.S)
+    assert not re.search(r"<[^>]*\s(style|on[a-z]+)\s*=", markup)  # no inline styles or event handlers
+    assert resp.headers["x-frame-options"] == "DENY" and resp.headers["referrer-policy"] == "no-referrer"
+    assert resp.headers["x-content-type-options"] == "nosniff"
+
+
+def _no_policy_violations(browser) -> None:
+    """Nothing the page did broke its policy: no violation event, nothing refused in the console."""
+    assert browser.execute_script("return window.cspViolations") == []
+    console = browser.get_log("browser")
+    assert not [e for e in console if e["level"] == "SEVERE" or "Content Security Policy" in e["message"]], console
+
+
+def _policy_is_in_force(browser) -> None:
+    """An inline script that is not the page's own is refused (and reported)."""
+    browser.execute_script("const s = document.createElement('script'); s.textContent = 'window.injected = 1';"
+                           "document.body.appendChild(s);")
+    assert browser.execute_script("return window.injected") is None
+    (violation,) = browser.execute_script("return window.cspViolations")
+    assert violation["directive"].startswith("script-src")
 
 
 def test_demo_page_segments_an_uploaded_photo_in_a_real_browser(server, browser, tmp_path):
@@ -357,6 +406,8 @@ def test_demo_page_segments_an_uploaded_photo_in_a_real_browser(server, browser,
     assert magenta.sum() > 500  # the overlay's tint is on screen
     if os.environ.get("UPDATE_DOCS") == "1":  # the README's picture; a test run leaves the tree clean otherwise
         SCREENSHOT.write_bytes(shot.read_bytes())
+    _no_policy_violations(browser)
+    _policy_is_in_force(browser)
 
 
 def test_swagger_page_shows_the_services_own_name_version_and_schema_names(server, browser, tmp_path):
