@@ -2,7 +2,8 @@
 
 The endpoints and their wiring only: each POST endpoint is a BentoML API whose path comes from the
 route table (nailseg/api/routes.py); the GET endpoints are the mounted app of nailseg/api/info.py; the
-guard's layers, the metrics and the OpenAPI additions are added from the same table. The work is in
+guard's layers, the metrics and the OpenAPI additions are added from the same table, and the request
+trace for the debug keys (nailseg/api/request_trace.py) only when one is on. The work is in
 nailseg/api/segmenting.py, and the model runs in the UNetRunner service (runners/unet_runner.py).
 """
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import bentoml
 from bentoml.validators import ContentType
@@ -22,12 +23,14 @@ from starlette.responses import Response
 from nailseg import compat, logs, metrics
 from nailseg.api import guard
 from nailseg.api.answers import answers
+from nailseg.api.debug_outputs import DebugOutputs
 from nailseg.api.guard.auth import AccessPolicy
 from nailseg.api.guard.limits import InflightImages, RateLimiter
 from nailseg.api.guard.validation import validated_request
 from nailseg.api.info import get_app
 from nailseg.api.oip_routes import oip_app, parse_infer
 from nailseg.api.openapi import OpenApiDocs
+from nailseg.api.request_trace import RecentRequests, RequestTrace
 from nailseg.api.routes import OIP_PREFIX, PREFIX, ROUTES, PathSet, endpoint_label
 from nailseg.api.runner_client import RunnerClient
 from nailseg.api.schemas import (
@@ -41,6 +44,7 @@ from nailseg.api.schemas import (
     SegmentOptions,
     SegmentRequest,
     SegmentResponse,
+    TryOnRequest,
 )
 from nailseg.api.segmenting import Segmenter
 from nailseg.config import get_settings
@@ -60,10 +64,16 @@ Threshold = Annotated[float | None, _option("threshold")]
 ReturnConfidence = Annotated[bool, _option("return_confidence")]
 ReturnContours = Annotated[bool, _option("return_contours")]
 ReturnVisualizations = Annotated[bool, _option("return_visualizations")]
+ReturnNails = Annotated[bool, _option("return_nails")]
 MaskFormatOption = Annotated[MaskFormat, _option("mask_format")]
+_tryon = TryOnRequest.model_fields.__getitem__
 ImageFile = Annotated[Path, Field(description="the photo: a JPEG, PNG or BMP file (multipart part `image`)")]
 PngImage = Annotated[Path, ContentType("image/png")]
 answered = answers(lambda svc: svc.work.brief)
+development = settings.development  # the serving guide's debug mode: every key off by default
+recent_requests = RecentRequests() if development.enable_debug_endpoints else None  # GET /debug/requests
+saved_outputs = (DebugOutputs(development.debug_output_dir, development.max_debug_outputs)
+                 if development.save_debug_outputs else None)
 
 
 def _form(model, args: dict):
@@ -72,7 +82,7 @@ def _form(model, args: dict):
 
 
 @bentoml.asgi_app(oip_app, path=OIP_PREFIX)
-@bentoml.asgi_app(get_app, path=PREFIX)
+@bentoml.asgi_app(get_app(development.enable_debug_endpoints), path=PREFIX)
 @bentoml.service(name="unet_api", workers=settings.api.workers, http={"port": 8001}, traffic={"timeout": 120},
                  tracing=settings.api.bentoml_tracing)
 class UNetAPI:
@@ -84,6 +94,7 @@ class UNetAPI:
         self.settings = settings
         self.runner_client = RunnerClient(self.runner, settings.health)
         self.work = Segmenter(settings, self.runner_client)
+        self.recent_requests = recent_requests
         shutdown.api_stops_accepting_first()
 
     @property
@@ -106,7 +117,8 @@ class UNetAPI:
     async def segment(self, image_data: Annotated[str, SegmentRequest.model_fields["image_data"]] = "",
                       threshold: Threshold = None, return_confidence: ReturnConfidence = False,
                       return_contours: ReturnContours = False, return_visualizations: ReturnVisualizations = False,
-                      mask_format: MaskFormatOption = "png", ctx: bentoml.Context = None) -> SegmentResponse:
+                      return_nails: ReturnNails = False, mask_format: MaskFormatOption = "png",
+                      ctx: bentoml.Context = None) -> SegmentResponse:
         """Segment the nails in one image sent as base64 JPEG, PNG or BMP in a JSON body."""
         request: SegmentRequest = validated_request(ctx.request.scope)
         answer = await self.work.segment(request.image_data, request)
@@ -117,7 +129,7 @@ class UNetAPI:
     @answered
     async def segment_image(self, image: ImageFile, threshold: Threshold = None,
                             return_confidence: ReturnConfidence = False, return_contours: ReturnContours = False,
-                            return_visualizations: ReturnVisualizations = False,
+                            return_visualizations: ReturnVisualizations = False, return_nails: ReturnNails = False,
                             mask_format: MaskFormatOption = "png", ctx: bentoml.Context = None) -> SegmentResponse:
         """Segment the nails in an uploaded photo (multipart: file part `image`, options as form fields)."""
         answer = await self.work.segment(image, _form(SegmentOptions, locals()))
@@ -134,12 +146,25 @@ class UNetAPI:
         self.work.done(ctx.request.headers.get("x-request-id", ""), "mask", _started(ctx))
         return Response(png, media_type="image/png")
 
+    @bentoml.api(route=ROUTES["tryon"].path)
+    @answered
+    async def tryon(self, image: ImageFile, color: Annotated[str, _tryon("color")] = "#C8143C",
+                    opacity: Annotated[float, _tryon("opacity")] = 0.85,
+                    finish: Annotated[Literal["gloss", "matte"], _tryon("finish")] = "gloss",
+                    threshold: Threshold = None,
+                    output_format: Annotated[Literal["png", "jpeg"], _tryon("output_format")] = "png",
+                    ctx: bentoml.Context = None) -> PngImage:
+        """Nail-polish try-on: the photo at its own size and orientation with its nails painted in `color`."""
+        picture = await self.work.tryon(image, _form(TryOnRequest, locals()))
+        self.work.done(ctx.request.headers.get("x-request-id", ""), "tryon", _started(ctx))
+        return Response(picture, media_type=f"image/{output_format}")
+
     @bentoml.api(route=ROUTES["segment-batch"].path)
     @answered
     async def segment_batch(self, images: Annotated[list[BatchImage], SegmentBatchRequest.model_fields["images"]] = (),
                             threshold: Threshold = None, return_confidence: ReturnConfidence = False,
                             return_contours: ReturnContours = False,
-                            return_visualizations: ReturnVisualizations = False,
+                            return_visualizations: ReturnVisualizations = False, return_nails: ReturnNails = False,
                             mask_format: MaskFormatOption = "png", ctx: bentoml.Context = None) -> SegmentBatchResponse:
         """Segment several images; a bad image fails only its own entry."""
         request_id = ctx.request.headers.get("x-request-id", "")
@@ -182,7 +207,8 @@ for layer, options in guard.layers(
     validated={r.path: r.body for r in ROUTES.values() if r.body is not None},
     forms={r.path: r.form for r in ROUTES.values() if r.form is not None},
     model_info=_current_brief,
-    access=AccessPolicy.from_settings(settings.security, admin_paths=[r.path for r in ROUTES.values() if r.admin]),
+    access=AccessPolicy.from_settings(settings.security, admin_paths=[r.path for r in ROUTES.values() if r.admin],
+                                      debug_paths=[r.path for r in ROUTES.values() if r.debug]),
     rate_limit=RateLimiter(settings.limits.rate_limit_per_minute, settings.limits.rate_limit_burst),
     inflight=InflightImages(settings.max_inflight_images),
     image_paths=PathSet(lambda route: route.images),
@@ -190,4 +216,9 @@ for layer, options in guard.layers(
     parse_infer=parse_infer(settings.max_body_bytes, settings.limits.max_batch_images, settings.limits.max_image_pixels),
 ):
     UNetAPI.add_asgi_middleware(layer, **options)
-UNetAPI.add_asgi_middleware(OpenApiDocs, max_batch_images=settings.limits.max_batch_images)
+if settings.logging.enable_performance_logging or recent_requests is not None or saved_outputs is not None:
+    UNetAPI.add_asgi_middleware(RequestTrace, image_paths=PathSet(lambda route: route.images),
+                                endpoint_of=endpoint_label, perf_log=settings.logging.enable_performance_logging,
+                                recent=recent_requests, outputs=saved_outputs)
+UNetAPI.add_asgi_middleware(OpenApiDocs, max_batch_images=settings.limits.max_batch_images,
+                            debug_endpoints=development.enable_debug_endpoints)

@@ -8,7 +8,8 @@ b. the service over HTTP (`bentoml serve`, /api/unet/segment, JSON base64), clos
    then fp32, bf16 (only where the CPU has AVX512-BF16/AMX) and forced int8, each that auto did not pick;
 c. the naive peer (bench/naive_server.py) under the same load;
 d. per-request pipeline costs in microseconds, and the API's own CPU per image in-process on the JSON and
-   the binary path (bench/api_cost.py) beside what each server process spent per request under load.
+   the binary path (bench/api_cost.py) beside what each server process spent per request under load;
+   what /tryon and return_nails cost the API per photo at 1 MP and 12 MP, beside /mask.
 Same checkpoint, same photos (real, mixed sizes), loopback only, bounded in time (~10 minutes on 2 cores).
 """
 
@@ -33,7 +34,14 @@ import numpy as np
 import psutil
 import torch
 
-from bench.api_cost import api_costs, json_answer, json_request, model_probabilities
+from bench.api_cost import (
+    api_costs,
+    json_answer,
+    json_request,
+    model_probabilities,
+    product_costs,
+    product_photos,
+)
 from bench.load import LoadResult, closed_loop
 from bench.photos import ROOT, load_photos
 from nailseg.config import load_settings
@@ -383,6 +391,11 @@ def main(argv: list[str] | None = None) -> None:
     print("pipeline costs (us):", {k: (round(v) if isinstance(v, float) else v) for k, v in costs.items()})
     api_cpu = api_costs(photos, engine.prep, model_probabilities(engine, photos))
     print("API CPU per image in-process (us, model excluded): " + ", ".join(f"{k} {v:,.0f}" for k, v in api_cpu.items()))
+    sized = product_photos(photos[:4])
+    products = product_costs(sized, engine.prep, {k: model_probabilities(engine, v) for k, v in sized.items()})
+    for size, v in products.items():
+        print(f"API CPU per photo at {size}, beside /mask (ms): " + ", ".join(f"{k[:-3]} {us / 1000:,.1f}"
+                                                                            for k, us in v.items()))
     del engine
     print("CPU paths:")
     paths = backend_comparison(args.checkpoint, photos, settings, seconds=min(args.seconds / 4, 5))
@@ -411,7 +424,7 @@ def main(argv: list[str] | None = None) -> None:
         "levels": args.levels, "photos": args.photos, "seconds_per_level": args.seconds,
         "cpu_flags": {"int8": cpu_int8_flags(), "bf16": cpu_bf16_flags()},
         "engine": {"device": str(device), "backend": backend, "precision": precision, "test_time_flip": flip},
-        "pipeline_costs_us": costs, "api_cpu_in_process_us": api_cpu,
+        "pipeline_costs_us": costs, "api_cpu_in_process_us": api_cpu, "product_costs_us": products,
         "service_by_precision": {k: {**v, "load": [r.model_dump() for r in v["load"]]} for k, v in by_precision.items()}, "cpu_paths": paths, "ceiling": ceil, "ceiling_best": best,
         "service": [r.model_dump() for r in service], "naive": [r.model_dump() for r in naive],
         "after_burst_c1": {"service": service_after.model_dump(), "naive": naive_after.model_dump()},

@@ -5,8 +5,9 @@
 Key, type (with the bounds the model enforces), default from the pydantic models; the description is
 config.yaml's comment on the key's line (config.yaml is the commented reference), else the field's
 own ``description``. The simple rule for config.yaml: a line ``<indent><key>: <value>  # <comment>``
-under ``unet:`` -> ``<section>:`` (a section at 2 spaces, its keys at 4); the comment is what
-follows the first `` #`` after the value. tests/test_docs.py checks that the doc's table is this
+under ``unet:`` -> ``<section>:`` (a section at 2 spaces, its keys at 4), or under a top-level section
+beside ``unet:`` (``development:``, its keys at 2); the comment is what follows the first `` #`` after
+the value. tests/test_docs.py checks that the doc's table is this
 output and that every key has a comment in config.yaml.
 """
 
@@ -22,7 +23,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from nailseg.config import Settings  # noqa: E402
+from nailseg.config import TOP_LEVEL_SECTIONS, Settings  # noqa: E402
 
 START = "<!-- config-table:start -->"
 END = "<!-- config-table:end -->"
@@ -32,14 +33,21 @@ _LINE = re.compile(r"^(?P<indent> *)(?P<key>\w+):(?P<rest>.*)$")
 def yaml_comments(path: Path = ROOT / "config.yaml") -> dict[str, str]:
     """``{"section.key": comment}`` (and ``{"section": comment}``) from config.yaml's lines."""
     comments: dict[str, str] = {}
-    section = None
+    top = section = None
     for line in path.read_text().splitlines():
         m = _LINE.match(line)
         if not m:
             continue
         indent, key, rest = len(m["indent"]), m["key"], m["rest"]
         comment = rest.split(" #", 1)[1].strip() if " #" in rest else ""
-        if indent == 2:
+        if indent == 0:
+            top = key
+            section = key if key in TOP_LEVEL_SECTIONS else None
+            if section:
+                comments[section] = comment
+        elif top in TOP_LEVEL_SECTIONS and indent == 2:
+            comments[f"{section}.{key}"] = comment
+        elif indent == 2:
             section = key
             comments[section] = comment
         elif indent == 4 and section:

@@ -1,6 +1,7 @@
 """Settings: config.yaml (the serving guide's keys), validated, with UNET_<SECTION>_<KEY> overrides.
 
-One Settings object drives the import script, the runner and the API service.
+One Settings object drives the import script, the runner and the API service. Every section sits under
+the top-level key ``unet:``, except ``development:``, which the serving guide puts beside it.
 """
 
 from __future__ import annotations
@@ -130,6 +131,19 @@ class SecuritySettings(_Section):
 class LoggingSettings(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_requests: bool = False
+    enable_performance_logging: bool = Field(False, description="one log line per image request with its stage "
+                                             "times (decode, runner, encode, total) and request id")
+
+
+class DevelopmentSettings(_Section):
+    """The serving guide's debug mode (top-level ``development:``); every key off by default."""
+
+    enable_debug_endpoints: bool = Field(False, description="GET /api/unet/debug/{config,requests,outputs}, "
+                                         "for admin keys only; off: 404")
+    save_debug_outputs: bool = Field(False, description="write each image request's photo, mask and overlay "
+                                     "under debug_output_dir")
+    debug_output_dir: Path = Field(Path("debug_outputs"), description="where; relative to the config file")
+    max_debug_outputs: int = Field(200, ge=1, description="request folders kept there; the oldest are removed")
 
 
 class ApiSettings(_Section):
@@ -154,6 +168,7 @@ class Settings(_Section):
     limits: LimitsSettings = LimitsSettings()
     security: SecuritySettings = SecuritySettings()
     logging: LoggingSettings = LoggingSettings()
+    development: DevelopmentSettings = DevelopmentSettings()  # top-level in config.yaml, beside unet
 
     @property
     def max_body_bytes(self) -> int:
@@ -173,6 +188,34 @@ class ConfigError(Exception):
     """Bad configuration: one line naming the key (or variable) and the problem."""
 
 
+TOP_LEVEL_SECTIONS = ("development",)  # sections beside ``unet:`` in the file, as the serving guide has them
+_TOP_LEVEL_KEYS = ("unet", *TOP_LEVEL_SECTIONS)
+
+
+def setting_name(*loc: str | int) -> str:
+    """A setting's name as the file spells it: ``unet.inference.batch_size``, ``development.save_debug_outputs``."""
+    return ".".join(str(p) for p in (loc if loc and loc[0] in TOP_LEVEL_SECTIONS else ("unet", *loc)))
+
+
+def _sections(doc: Any, path: Path) -> dict[str, Any]:
+    """The file's sections, one mapping: ``unet:``'s and the top-level ones beside it."""
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{path}: expected a mapping with the top-level key 'unet', found {type(doc).__name__}")
+    unknown = sorted(str(k) for k in doc if k not in _TOP_LEVEL_KEYS)
+    if unknown:
+        raise ConfigError(f"{path}: unknown top-level key {unknown[0]!r}: expected "
+                          f"{' and '.join(map(repr, _TOP_LEVEL_KEYS))}")
+    data = doc.get("unet") or {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: unet must be a mapping")
+    for section in TOP_LEVEL_SECTIONS:
+        if section in data:
+            raise ConfigError(f"{path}: unet.{section}: {section} is a top-level key, beside unet (not under it)")
+        if doc.get(section) is not None:
+            data[section] = doc[section]
+    return data
+
+
 def _env_overrides(environ: dict[str, str]) -> dict[str, dict[str, Any]]:
     overrides: dict[str, dict[str, Any]] = {}
     sections = Settings.model_fields
@@ -185,7 +228,7 @@ def _env_overrides(environ: dict[str, str]) -> dict[str, dict[str, Any]]:
             continue  # not one of ours
         key = rest[len(section) + 1:]
         if key not in sections[section].annotation.model_fields:
-            raise ConfigError(f"{name}: unknown setting unet.{section}.{key}")
+            raise ConfigError(f"{name}: unknown setting {setting_name(section, key)}")
         try:
             overrides.setdefault(section, {})[key] = yaml.safe_load(raw)
         except yaml.YAMLError:
@@ -202,26 +245,26 @@ def load_settings(path: Path | None = None, environ: dict[str, str] | None = Non
             doc = yaml.safe_load(path.read_text()) or {}
         except yaml.YAMLError as e:
             raise ConfigError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
-        if not isinstance(doc, dict) or set(doc) - {"unet"}:
-            raise ConfigError(f"{path}: expected a single top-level key 'unet', found {sorted(doc) if isinstance(doc, dict) else type(doc).__name__}")
-        data = doc.get("unet") or {}
+        data = _sections(doc, path)
     elif environ.get(CONFIG_ENV):
         raise ConfigError(f"{path}: config file does not exist")
     for section, values in _env_overrides(environ).items():
         if not isinstance(data.get(section, {}), dict):
-            raise ConfigError(f"{path}: unet.{section} must be a mapping")
+            raise ConfigError(f"{path}: {setting_name(section)} must be a mapping")
         data[section] = {**(data.get(section) or {}), **values}
     try:
         settings = Settings.model_validate(data)
     except ValidationError as e:
         err = e.errors()[0]
-        where = ".".join(str(p) for p in ("unet", *err["loc"]))
+        where = setting_name(*err["loc"])
         more = f" (and {e.error_count() - 1} more)" if e.error_count() > 1 else ""
         raise ConfigError(f"{path}: {where}: {err['msg']}{more}") from None
     if not settings.model.checkpoint_dir.is_absolute():
         settings.model.checkpoint_dir = (path.parent / settings.model.checkpoint_dir).resolve()
     if (cache := settings.inference.precision_cache_dir) is not None and not cache.is_absolute():
         settings.inference.precision_cache_dir = (path.parent / cache).resolve()
+    if not settings.development.debug_output_dir.is_absolute():
+        settings.development.debug_output_dir = (path.parent / settings.development.debug_output_dir).resolve()
     for key in ("api_keys_file", "admin_keys_file"):
         if (file := getattr(settings.security, key)) is not None and not file.is_absolute():
             setattr(settings.security, key, (path.parent / file).resolve())

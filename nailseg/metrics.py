@@ -14,17 +14,24 @@ made on first use (``get()``), inside a worker, never at import time.
 | unet_inference_seconds | histogram | | runner: one model call |
 | unet_pool_utilization | gauge | | runner: buffer slots in use / capacity |
 | unet_model_info | gauge (1) | tag, backend, precision, device | runner: the model served |
+
+Inside ``request_stages()`` (one request's way through the API), ``timed`` also adds each stage's time to
+that request's own totals: the perf log line and the debug endpoints read them, nothing is timed twice.
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import functools
 import json
 import time
 from typing import Any, Callable, Iterator
 
 STAGES = ("decode", "runner", "encode")
+# this request's seconds per stage, summed; None outside request_stages() (nothing is collected)
+_request_stages: contextvars.ContextVar[dict[str, float] | None] = contextvars.ContextVar("unet_request_stages",
+                                                                                          default=None)
 _SECONDS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
 
@@ -51,7 +58,10 @@ class Metrics:
         try:
             yield
         finally:
-            self.stage.labels(stage).observe(time.perf_counter() - started)
+            elapsed = time.perf_counter() - started
+            self.stage.labels(stage).observe(elapsed)
+            if (stages := _request_stages.get()) is not None:
+                stages[stage] = stages.get(stage, 0.0) + elapsed
 
     def model_served(self, **labels: str) -> None:
         if self._model_labels is not None and self._model_labels != labels:
@@ -63,6 +73,18 @@ class Metrics:
 @functools.cache
 def get() -> Metrics:
     return Metrics()
+
+
+@contextlib.contextmanager
+def request_stages() -> Iterator[dict[str, float]]:
+    """This request's seconds per stage (decode, runner, encode), as ``timed`` measures them inside, worker
+    threads started with ``asyncio.to_thread`` included (they run in a copy of the context)."""
+    stages: dict[str, float] = {}
+    token = _request_stages.set(stages)
+    try:
+        yield stages
+    finally:
+        _request_stages.reset(token)
 
 
 class RequestMetrics:

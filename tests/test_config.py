@@ -41,7 +41,7 @@ def test_unknown_key_in_the_file_is_refused(tmp_path):
     with pytest.raises(ConfigError, match=r"unet\.inference\.batch_sise: Extra inputs are not permitted"):
         load_settings(path, environ={})
     path.write_text("unet: {}\nextra: 1\n")
-    with pytest.raises(ConfigError, match="single top-level key 'unet'"):
+    with pytest.raises(ConfigError, match="unknown top-level key 'extra'"):
         load_settings(path, environ={})
 
 
@@ -49,3 +49,50 @@ def test_checkpoint_dir_is_relative_to_the_config_file(tmp_path):
     path = tmp_path / "config.yaml"
     path.write_text("unet:\n  model:\n    checkpoint_dir: ckpts\n")
     assert load_settings(path, environ={}).model.checkpoint_dir == tmp_path / "ckpts"
+
+
+def test_development_sits_beside_unet_as_the_guide_shows(tmp_path):
+    path = tmp_path / "config.yaml"
+    path.write_text("development:\n  enable_debug_endpoints: true\n  save_debug_outputs: true\n"
+                    "  debug_output_dir: \"./debug_outputs/\"\n  max_debug_outputs: 3\n"
+                    "unet:\n  logging:\n    level: DEBUG\n    log_requests: true\n    enable_performance_logging: true\n")
+    s = load_settings(path, environ={})
+    dev = s.development
+    assert dev.enable_debug_endpoints and dev.save_debug_outputs and dev.max_debug_outputs == 3
+    assert dev.debug_output_dir == tmp_path / "debug_outputs"  # relative to the config file
+    assert s.logging.enable_performance_logging and s.logging.level == "DEBUG"
+
+
+def test_debug_keys_are_all_off_by_default():
+    s = load_settings(environ={})
+    dev = s.development
+    assert not (dev.enable_debug_endpoints or dev.save_debug_outputs or s.logging.enable_performance_logging)
+    assert dev.max_debug_outputs == 200 and dev.debug_output_dir.is_absolute()
+
+
+@pytest.mark.parametrize("text, message", [
+    ("development:\n  save_debug_output: true\n", r"development\.save_debug_output: Extra inputs are not permitted"),
+    ("development:\n  max_debug_outputs: 0\n", r"development\.max_debug_outputs: Input should be greater than"),
+    ("development: true\n", r"development: Input should be a valid dictionary"),
+    ("unet:\n  development:\n    save_debug_outputs: true\n", r"unet\.development: development is a top-level key"),
+    ("unet: {}\ndevelopment: {}\ndebug: 1\n", r"unknown top-level key 'debug'"),
+    ("unet:\n  logging:\n    enable_perf_logging: true\n", r"unet\.logging\.enable_perf_logging: Extra inputs"),
+])
+def test_unknown_or_bad_debug_keys_fail_loudly_naming_them(tmp_path, text, message):
+    path = tmp_path / "config.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message) as e:
+        load_settings(path, environ={})
+    assert "\n" not in str(e.value)
+
+
+def test_development_keys_have_environment_overrides(tmp_path):
+    s = load_settings(environ={"UNET_DEVELOPMENT_SAVE_DEBUG_OUTPUTS": "true", "UNET_DEVELOPMENT_MAX_DEBUG_OUTPUTS": "3",
+                               "UNET_DEVELOPMENT_DEBUG_OUTPUT_DIR": str(tmp_path / "out"),
+                               "UNET_LOGGING_ENABLE_PERFORMANCE_LOGGING": "true"})
+    assert s.development.save_debug_outputs and s.development.max_debug_outputs == 3
+    assert s.development.debug_output_dir == tmp_path / "out" and s.logging.enable_performance_logging
+    with pytest.raises(ConfigError, match="UNET_DEVELOPMENT_SAVE_OUTPUTS: unknown setting development.save_outputs"):
+        load_settings(environ={"UNET_DEVELOPMENT_SAVE_OUTPUTS": "true"})
+    with pytest.raises(ConfigError, match="development.max_debug_outputs: Input should be greater than"):
+        load_settings(environ={"UNET_DEVELOPMENT_MAX_DEBUG_OUTPUTS": "0"})

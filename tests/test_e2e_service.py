@@ -291,6 +291,16 @@ def test_unknown_route_and_wrong_method_use_the_same_error_shape(server):
     assert_error(server.get("/api/unet/segment"), 405, "METHOD_NOT_ALLOWED")
 
 
+def test_debug_keys_are_off_by_default(server):
+    """development.enable_debug_endpoints off: its paths are unknown ones, not in the spec; no perf lines
+    (logging.enable_performance_logging off). On: tests/test_e2e_debug.py."""
+    assert server.post("/api/unet/segment", {"image_data": b64(example_photos()[0][0])}).status_code == 200
+    for path in ("/api/unet/debug/config", "/api/unet/debug/requests", "/api/unet/debug/outputs"):
+        assert_error(server.get(path), 404, "NOT_FOUND")
+    assert not any(p.startswith("/api/unet/debug") for p in server.get("/docs.json").json()["paths"])
+    assert " perf " not in server.log.read_text()
+
+
 def test_oversized_body_is_refused_before_it_is_read(server):
     host, port = server.url.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port)), timeout=30) as sock:

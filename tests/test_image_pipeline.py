@@ -340,3 +340,17 @@ def test_mask_pngs_decode_to_the_same_pixels_in_libpng_and_pil(shape):
     assert via_pil.mode == "L" and via_pil.size == shape[::-1]
     assert (np.asarray(via_pil) == mask).all()
     assert (cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_UNCHANGED) == mask).all()
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 3), (1, 7, 3), (5, 1, 3), (37, 53, 3), (480, 640, 3)])
+def test_rgb_pngs_decode_to_the_same_pixels_in_libpng_and_pil(shape):
+    """Photos (try-on, overlays, heatmaps) are PNGs with each row filtered Up: the pixels survive exactly."""
+    from nailseg.images.codec import encode_png
+
+    rgb = np.random.default_rng(shape[0]).integers(0, 256, shape, dtype=np.uint8)
+    for pixels in (rgb, rgb[:, ::-1]):  # a view that is not contiguous too
+        png = encode_png(pixels)
+        via_pil = Image.open(io.BytesIO(png))
+        assert via_pil.mode == "RGB" and np.array_equal(np.asarray(via_pil), pixels)
+        via_cv2 = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_UNCHANGED)
+        assert np.array_equal(cv2.cvtColor(via_cv2, cv2.COLOR_BGR2RGB).reshape(shape), pixels)

@@ -4,13 +4,25 @@ known to the guard: one entry, and all of them follow."""
 from __future__ import annotations
 
 import re
+import secrets
 
 import httpx
+import pytest
 from conftest import example_photos
-from test_e2e_service import b64, server  # noqa: F401 (the fixture, reused)
+from test_e2e_service import b64, start_server
 
 from nailseg.api.guard.validation import Validation
 from nailseg.api.routes import MODEL, ROUTES, PathSet, endpoint_label, route_of
+
+ADMIN_KEY = secrets.token_hex(16)
+ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}  # admin keys are API keys too: it opens every route
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """Every route served: the debug endpoints too, which need an admin key (and so keys)."""
+    yield from start_server(tmp_path_factory, UNET_DEVELOPMENT_ENABLE_DEBUG_ENDPOINTS="true",
+                            UNET_SECURITY_ADMIN_KEYS=ADMIN_KEY)
 
 
 def _concrete(path: str, version: str) -> str:
@@ -26,26 +38,27 @@ def test_each_route_is_found_by_its_own_path_and_label():
     assert f"/v2/models/{MODEL}/versions/7/infer" in PathSet(lambda r: r.infer)
 
 
-def test_every_route_is_in_the_spec_served_and_counted(server):  # noqa: F811
-    spec = server.get("/docs.json").json()
-    version = server.get("/api/unet/model-info").json()["model_tag"].split(":")[1]
+def test_every_route_is_in_the_spec_served_and_counted(server):
+    spec = server.get("/docs.json", headers=ADMIN).json()
+    version = server.get("/api/unet/model-info", headers=ADMIN).json()["model_tag"].split(":")[1]
     photo = example_photos()[0][0].read_bytes()
     bodies = {"segment": {"image_data": b64(example_photos()[0][0])},
               "segment-batch": {"images": [{"image_data": b64(example_photos()[0][0])}]},
-              "initialize": {"warm_up": False},
+              "initialize": {"warm_up": False}, "tryon": {"color": "#C8143C"},
               "v2-infer": {"inputs": [{"name": "pixels", "datatype": "UINT8", "shape": [1, 2, 2, 3], "data": [0] * 12}]}}
     for route in ROUTES.values():
         assert route.method.lower() in spec["paths"][route.path], route.name
         url = server.url + _concrete(route.path, version)
         if route.method == "GET":
-            resp = httpx.get(url, timeout=60)
+            resp = httpx.get(url, headers=ADMIN, timeout=60)
         elif route.form is not None:
-            resp = httpx.post(url, files={"image": ("p.jpg", photo, "image/jpeg")}, timeout=120)
+            resp = httpx.post(url, files={"image": ("p.jpg", photo, "image/jpeg")}, data=bodies.get(route.name),
+                              headers=ADMIN, timeout=120)
         else:
             body = bodies.get(route.name, bodies.get(route.name.replace("-model-version", "")))
-            resp = httpx.post(url, json=body, timeout=120)
+            resp = httpx.post(url, json=body, headers=ADMIN, timeout=120)
         assert resp.status_code == 200, (route.name, resp.status_code, resp.text[:200])
-    metrics = server.get("/metrics").text
+    metrics = server.get("/metrics").text  # open
     counted = set(re.findall(r'unet_requests_total\{code="OK",endpoint="([^"]+)"\}', metrics))
     assert set(ROUTES) <= counted
 

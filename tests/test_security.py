@@ -214,6 +214,24 @@ async def test_no_keys_means_open():
 
 
 @pytest.mark.anyio
+async def test_debug_paths_are_never_open():
+    """Debug endpoints: only an admin key, even where the service is open or the path is listed as public;
+    with no admin key configured, nobody."""
+    debug = frozenset({"/admin"})
+    for keys in (KeyRing(), KeyRing([API_KEY])):  # open, and keys without an admin key
+        async with _client(_app(access=AccessPolicy(keys, frozenset({"/admin"}), debug, debug))) as c:
+            for headers in ({}, {"X-API-Key": API_KEY}):
+                body = _error(await c.post("/admin", headers=headers), 403, "FORBIDDEN")
+                assert "security.admin_keys" in body["error"]["message"]
+            assert (await c.get("/work", headers={"X-API-Key": API_KEY})).status_code == 200
+    policy = AccessPolicy(KeyRing([API_KEY], [ADMIN_KEY]), frozenset({"/admin"}), debug, debug)
+    async with _client(_app(access=policy)) as c:
+        _error(await c.post("/admin"), 401, "UNAUTHORIZED")
+        _error(await c.post("/admin", headers={"X-API-Key": API_KEY}), 403, "FORBIDDEN")
+        assert (await c.post("/admin", headers={"X-API-Key": ADMIN_KEY})).status_code == 200
+
+
+@pytest.mark.anyio
 async def test_rate_limit_is_per_key_with_retry_after_and_spares_open_paths():
     limiter = RateLimiter(per_minute=1, burst=2)
     async with _client(_app(access=_policy(), rate_limit=limiter)) as c:

@@ -1,5 +1,6 @@
-"""The GET endpoints (/health, /model-info, /demo): a small Starlette app that service.py mounts under
-the prefix (BentoML APIs are POST only). Their paths come from the route table."""
+"""The GET endpoints (/health, /model-info, /demo, and with development.enable_debug_endpoints the debug
+ones of nailseg/api/debug.py): a small Starlette app that service.py mounts under the prefix (BentoML
+APIs are POST only). Their paths come from the route table."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
-from nailseg.api import demo
+from nailseg.api import debug, demo
 from nailseg.api.answers import answer, json_response
 from nailseg.api.guard.auth import shown_checkpoint_path
 from nailseg.api.routes import PREFIX, ROUTES
@@ -109,8 +110,11 @@ async def _api_error(request: Request, exc: ApiError) -> Response:
 
 
 _HANDLERS = {"health": health, "model-info": model_info, "demo": demo_page}
-get_app = Starlette(
-    routes=[Route(ROUTES[name].path.removeprefix(PREFIX), handler, methods=["GET"])
-            for name, handler in _HANDLERS.items()],
-    exception_handlers={ApiError: _api_error},
-)
+
+
+def get_app(debug_endpoints: bool = False) -> Starlette:
+    """The GET endpoints' app; the debug endpoints are routes only with ``debug_endpoints`` (else unknown paths)."""
+    handlers = {**_HANDLERS, **(debug.HANDLERS if debug_endpoints else {})}
+    return Starlette(routes=[Route(ROUTES[name].path.removeprefix(PREFIX), handler, methods=["GET"])
+                             for name, handler in handlers.items()],
+                     exception_handlers={ApiError: _api_error})

@@ -19,7 +19,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from nailseg import metrics
-from nailseg.api import oip
+from nailseg.api import debug_outputs, oip
 from nailseg.api.guard import started
 from nailseg.api.guard.asgi import Scope, header
 from nailseg.api.guard.validation import InvalidBody, validated_request
@@ -133,6 +133,7 @@ async def infer(request: Request) -> Response:
         prepared = [pipeline.PreparedImage(size=px.shape[:2], model_input=resize_to_model(px, prep.image_size), raw=b"")
                     for px in req.pixels]
     probs = await work.infer(prepared)
+    debug_outputs.keep(prepared, probs, cut, indexes=range(len(prepared)))  # photos only: pixels have none
 
     def outputs():
         masks = [pipeline.mask_for(p, prob, cut)[1] for p, prob in zip(prepared, probs)]

@@ -1,7 +1,8 @@
 """The OpenAPI spec (/docs.json, Swagger UI at /), generated from the route table and the request models.
 
 BentoML generates a spec from its API methods' signatures; OpenApiDocs keeps only its infrastructure
-paths (/readyz, /livez, /healthz, /metrics) and writes every endpoint of the route table itself: the
+paths (/readyz, /livez, /healthz, /metrics) and writes every endpoint of the route table it serves (the
+debug ones only with development.enable_debug_endpoints) itself: the
 request body from the route's own model (its name, nullability and `additionalProperties: false` as
 pydantic says; required unless the model has no required field), multipart forms with their photo part,
 the 200 answer's model or media type, each error status the route can answer with, and a real tiny photo
@@ -19,7 +20,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from nailseg.api import oip
-from nailseg.api.routes import OIP_PREFIX, PREFIX, ROUTES, Route
+from nailseg.api.routes import OIP_PREFIX, PREFIX, Route, served
 from nailseg.api.schemas import ErrorResponse
 
 TITLE = "Nail segmentation API"
@@ -45,6 +46,8 @@ EXAMPLES: dict[str, dict[str, Any]] = {
     # a file part cannot be shown in JSON: the photo's part is named
     "segment-image": {"image": "(photo.jpg: a JPEG, PNG or BMP file)", "threshold": 0.5, "mask_format": "coco_rle"},
     "mask": {"image": "(photo.jpg: a JPEG, PNG or BMP file)", "threshold": 0.5, "overlay": False},
+    "tryon": {"image": "(photo.jpg: a JPEG, PNG or BMP file)", "color": "#C8143C", "opacity": 0.85,
+              "finish": "gloss", "output_format": "png"},
     "v2-infer": {"inputs": [{"name": "pixels", "datatype": "UINT8", "shape": [1, 2, 2, 3], "data": [0] * 12}],
                  "outputs": [{"name": "mask"}]},
 }
@@ -58,9 +61,9 @@ def project_version() -> str:
         return "unknown"
 
 
-def _models() -> list[tuple[type[BaseModel], str]]:
+def _models(routes: list[Route]) -> list[tuple[type[BaseModel], str]]:
     found: dict[type[BaseModel], str] = {ErrorResponse: "serialization", oip.InferenceRequest: "validation"}
-    for r in ROUTES.values():
+    for r in routes:
         for model, mode in ((r.body, "validation"), (r.form, "validation"), (r.answer, "serialization")):
             if model is not None:
                 found.setdefault(model, mode)
@@ -108,7 +111,8 @@ def _answer(route: Route) -> dict[str, Any]:
                                                  **({"application/octet-stream": {"schema": {
                                                      "type": "string", "format": "binary"}}} if route.infer else {})}}
     binary = {"type": "string"} if route.answer_media == "text/html" else {"type": "string", "format": "binary"}
-    return {"description": "OK", "content": {route.answer_media: {"schema": binary}}}
+    return {"description": "OK", "content": {media: {"schema": binary} for media in (route.answer_media,
+                                                                                     *route.answer_also)}}
 
 
 def _errors(route: Route) -> dict[str, Any]:
@@ -134,15 +138,16 @@ def _operation(route: Route) -> dict[str, Any]:
     return op
 
 
-def build(bentoml_spec: dict[str, Any], max_batch_images: int) -> dict[str, Any]:
-    """The whole spec: BentoML's infrastructure paths, then every route of the table."""
-    _, defs = models_json_schema(_models(), ref_template=REF)
+def build(bentoml_spec: dict[str, Any], max_batch_images: int, debug_endpoints: bool = False) -> dict[str, Any]:
+    """The whole spec: BentoML's infrastructure paths, then every route of the table the server serves."""
+    routes = served(debug_endpoints)
+    _, defs = models_json_schema(_models(routes), ref_template=REF)
     schemas = defs["$defs"]
     images = schemas["SegmentBatchRequest"]["properties"]["images"]
     images["minItems"], images["maxItems"] = 1, max_batch_images
     paths = {p: {m: {**op, "tags": ["infrastructure"]} for m, op in v.items()}
              for p, v in bentoml_spec.get("paths", {}).items() if not p.startswith((PREFIX, OIP_PREFIX))}
-    for route in ROUTES.values():
+    for route in routes:
         paths.setdefault(route.path, {})[route.method.lower()] = _operation(route)
     return {"openapi": bentoml_spec.get("openapi", "3.0.2"),
             # BentoML's Swagger page hides info.title: the description's heading names the service there
@@ -157,9 +162,10 @@ class OpenApiDocs:
 
     PATH = "/docs.json"
 
-    def __init__(self, app, *, max_batch_images: int):
+    def __init__(self, app, *, max_batch_images: int, debug_endpoints: bool = False):
         self.app = app
         self.max_batch_images = max_batch_images
+        self.debug_endpoints = debug_endpoints
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http" or scope["path"] != self.PATH or scope["method"] != "GET":
@@ -176,7 +182,7 @@ class OpenApiDocs:
         await self.app(scope, receive, capture)
         body = b"".join(chunks)
         if start.get("status") == 200:
-            body = json.dumps(build(json.loads(body), self.max_batch_images)).encode()
+            body = json.dumps(build(json.loads(body), self.max_batch_images, self.debug_endpoints)).encode()
         headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
         await send({**start, "headers": [*headers, (b"content-length", str(len(body)).encode())]})
         await send({"type": "http.response.body", "body": body})

@@ -14,6 +14,9 @@ from typing import Literal
 from pydantic import BaseModel
 
 from nailseg.api.schemas import (
+    DebugConfigResponse,
+    DebugOutputsResponse,
+    DebugRequestsResponse,
     HealthResponse,
     InitializeRequest,
     InitializeResponse,
@@ -24,6 +27,7 @@ from nailseg.api.schemas import (
     SegmentOptions,
     SegmentRequest,
     SegmentResponse,
+    TryOnRequest,
 )
 
 PREFIX = "/api/unet"  # the serving guide's endpoints
@@ -51,8 +55,10 @@ class Route:
     body: type[BaseModel] | None = None  # a JSON body, parsed and validated once, by the guard
     form: type[BaseModel] | None = None  # the form fields of a multipart body (the photo is the part `image`)
     answer: type[BaseModel] | None = None  # the 200 answer's JSON model (None: not JSON)
-    answer_media: str = "application/json"
+    answer_media: str = "application/json"  # where answer is None: the 200 answer's media type
+    answer_also: tuple[str, ...] = ()  # other media types an option may ask for
     admin: bool = False  # needs an admin key when keys are configured
+    debug: bool = False  # served only with development.enable_debug_endpoints; admin keys only, never open
     images: bool = False  # its images count against limits.max_inflight_images
     errors: dict[int, list[str]] = field(default_factory=dict)
     template: str | None = None  # the full path, {parameters} included, where it is not PREFIX/name
@@ -78,6 +84,9 @@ _TABLE = (
     Route("mask", "POST", "An uploaded photo's mask as a PNG (255 = nail), or with overlay=true the photo with the "
           "mask over it.", form=MaskRequest, answer_media="image/png", images=True,
           errors={**_ACCESS, **_SERVER, **_IMAGE}),
+    Route("tryon", "POST", "Nail-polish try-on: an uploaded photo at its own size and orientation with its nails "
+          "painted in `color` (PNG, or JPEG with output_format=jpeg).", form=TryOnRequest, answer_media="image/png",
+          answer_also=("image/jpeg",), images=True, errors={**_ACCESS, **_SERVER, **_IMAGE}),
     Route("segment-batch", "POST", "Segment several images; a bad image fails only its own entry.",
           body=SegmentBatchRequest, answer=SegmentBatchResponse, images=True,
           errors={**_ACCESS, **_SERVER, **_JSON_IMAGE, 403: ["FEATURE_DISABLED"],
@@ -93,6 +102,16 @@ _TABLE = (
           "and backend.", answer=ModelInfoResponse, errors={**_ACCESS, **_SERVER}),
     Route("demo", "GET", "A page to try a photo in a browser: overlay, mask, threshold slider, nail count, timings.",
           answer_media="text/html"),
+    *(Route(f"debug-{name}", "GET", f"{summary} (development.enable_debug_endpoints; an admin key).",
+            answer=answer, admin=True, debug=True, template=f"{PREFIX}/debug/{name}",
+            errors={**_ACCESS, 403: ["FORBIDDEN"]})
+      for name, summary, answer in (
+          ("config", "The effective settings as JSON, every key redacted", DebugConfigResponse),
+          ("requests", "This API process's recent image requests with their stage times, newest first",
+           DebugRequestsResponse),
+          ("outputs", "The saved debug output folders (development.save_debug_outputs), newest first, with their "
+           "files", DebugOutputsResponse),
+      )),
     *(Route(f"v2{suffix}", "GET", summary, template=f"{OIP_PREFIX}{path}", protocol="oip", errors=errors)
       for suffix, path, summary, errors in (
           ("", "", "Open Inference Protocol server metadata: name, version, extensions.", _OIP_ACCESS),
@@ -118,6 +137,11 @@ _TABLE = (
 ROUTES: dict[str, Route] = {r.name: r for r in _TABLE}
 _EXACT = {r.path: r for r in _TABLE if r.template is None or "{" not in r.template}
 _TEMPLATED = [r for r in _TABLE if r not in _EXACT.values()]
+
+
+def served(debug_endpoints: bool) -> list[Route]:
+    """The routes a server serves: the debug ones only with development.enable_debug_endpoints."""
+    return [r for r in _TABLE if debug_endpoints or not r.debug]
 
 
 def route_of(path: str) -> Route | None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
@@ -11,6 +11,7 @@ from nailseg.images.results import (
     ConfidenceScores,
     Contour,
     MaskFormat,
+    NailGeometry,
     Visualizations,
 )
 from nailseg.model.spec import Int8Gate, StoredModelInfo
@@ -31,6 +32,8 @@ class SegmentOptions(_Request):
                                         "(contours), largest first")
     return_visualizations: StrictBool = Field(False, description="add an overlay and a heatmap picture "
                                               "(visualizations, base64 PNG)")
+    return_nails: StrictBool = Field(False, description="add each nail's geometry (nails), largest first: area, "
+                                     "bounding box, centroid, outline, principal axis, mean probability")
     mask_format: MaskFormat = Field("png", description="how the mask is returned: `png` (base64 PNG in mask_data), "
                                     "`coco_rle` (COCO run-length encoding in mask_rle, as pycocotools writes it) or "
                                     "`polygons` (outer outlines in polygons, COCO's flat [x1, y1, x2, y2, ...])")
@@ -41,6 +44,20 @@ class MaskRequest(_Request):
 
     threshold: float | None = SegmentOptions.model_fields["threshold"]
     overlay: StrictBool = Field(False, description="return the photo with the mask tinted over it instead of the mask")
+
+
+class TryOnRequest(_Request):
+    """The form fields of POST /tryon (besides the image file)."""
+
+    color: str = Field(pattern=r"^#[0-9A-Fa-f]{6}$", description="the polish colour, `#RRGGBB`",
+                       examples=["#C8143C"])
+    opacity: float = Field(0.85, ge=0.0, le=1.0, allow_inf_nan=False,
+                           description="how much the polish covers the nail: 0 (none) to 1")
+    finish: Literal["gloss", "matte"] = Field("gloss", description="`gloss` keeps the nail's highlights and adds "
+                                              "one along its long axis; `matte` flattens them")
+    threshold: float | None = SegmentOptions.model_fields["threshold"]
+    output_format: Literal["png", "jpeg"] = Field("png", description="the answer's format: `png` (every pixel "
+                                                  "away from the nails as decoded) or `jpeg`")
 
 
 class SegmentRequest(SegmentOptions):
@@ -82,6 +99,8 @@ class SegmentResponse(_Response):
                                              "pixels, largest first (mask_format `polygons`)")
     confidence_scores: ConfidenceScores | None = None
     contours: list[Contour] | None = None
+    nails: list[NailGeometry] | None = Field(None, description="each nail's geometry, largest first "
+                                             "(return_nails)")
     visualizations: Visualizations | None = None
 
 
@@ -173,3 +192,47 @@ class ModelInfoResponse(_Response):
     training: dict[str, Any]
     supported_formats: list[str] = SUPPORTED_FORMATS
     skipped_models: list[SkippedModel] = []
+
+
+class DebugConfigResponse(_Response):
+    """GET /api/unet/debug/config."""
+
+    settings: dict[str, Any] = Field(description="the effective settings (config.yaml, UNET_* variables, "
+                                     "defaults), by section; every key shown as **********")
+
+
+class DebugRequest(BaseModel):
+    """One image request as the API process served it."""
+
+    request_id: str
+    endpoint: str = Field(description="the route's name, as the metrics label it")
+    received_at: str = Field(description="when the API took it (UTC, ISO 8601)")
+    status: int
+    images: int
+    stages_ms: dict[str, float] = Field(description="milliseconds per stage it reached: decode, runner, encode")
+    total_ms: float = Field(description="from when the guard took it to its answer")
+
+
+class DebugRequestsResponse(_Response):
+    """GET /api/unet/debug/requests."""
+
+    requests: list[DebugRequest] = Field(description="this API process's most recent image requests, newest "
+                                         "first (a bounded ring; each API worker keeps its own)")
+
+
+class DebugOutput(BaseModel):
+    """One request's folder of debug outputs."""
+
+    name: str = Field(description="<UTC time>-<request id>")
+    request_id: str
+    files: list[str] = Field(description="paths in the folder: input.<ext>, mask.png, overlay.png (a batch: "
+                             "<index>/input.<ext>, ...)")
+
+
+class DebugOutputsResponse(_Response):
+    """GET /api/unet/debug/outputs."""
+
+    saving: bool = Field(description="development.save_debug_outputs")
+    directory: str = Field(description="development.debug_output_dir")
+    max_outputs: int = Field(description="development.max_debug_outputs: request folders kept")
+    outputs: list[DebugOutput] = Field(description="the request folders there, newest first")

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from nailseg import metrics
+from nailseg.api import debug_outputs
 from nailseg.api.answers import error_body, ms_since
 from nailseg.api.runner_client import RunnerClient
 from nailseg.api.schemas import (
@@ -22,10 +23,12 @@ from nailseg.api.schemas import (
     SegmentBatchResponse,
     SegmentOptions,
     SegmentResponse,
+    TryOnRequest,
 )
 from nailseg.config import Settings
 from nailseg.errors import ApiError, ErrorCode
 from nailseg.images import pipeline
+from nailseg.images.tryon import Polish
 from nailseg.images.pipeline import PreparedImage
 
 log = logging.getLogger("unet.api")
@@ -44,7 +47,7 @@ class Segmenter:
             return None
         return ModelInfoBrief(model_variant=s.model.model_variant, device=s.device)
 
-    def threshold(self, options: SegmentOptions | MaskRequest) -> float:
+    def threshold(self, options: SegmentOptions | MaskRequest | TryOnRequest) -> float:
         return options.threshold if options.threshold is not None else self.settings.inference.threshold
 
     def _checked_threshold(self, options: SegmentOptions) -> float:
@@ -82,22 +85,31 @@ class Segmenter:
         if self.settings.logging.log_requests:
             log.info("%s %s images=%d %.1fms", request_id, what, n, ms_since(started))
 
-    async def _one(self, image: Image) -> tuple[PreparedImage, np.ndarray]:
-        """One image through decode and the runner: (prepared image, model-size probabilities)."""
+    async def _one(self, image: Image, threshold: float) -> tuple[PreparedImage, np.ndarray]:
+        """One image through decode and the runner: (prepared image, model-size probabilities), kept for the
+        debug outputs with the threshold its mask is cut at."""
         (prepared,) = await self._prepare_many([image])
         if isinstance(prepared, ApiError):
             raise prepared
         (prob,) = await self.infer([prepared])
+        debug_outputs.keep([prepared], [prob], threshold)
         return prepared, prob
 
     async def segment(self, image: Image, options: SegmentOptions) -> SegmentResponse:
         cut = self._checked_threshold(options)
-        prepared, prob = await self._one(image)
+        prepared, prob = await self._one(image, cut)
         return SegmentResponse(**await self.encode(pipeline.finish, prepared, prob, cut, options))
 
     async def mask_png(self, image: Image, options: MaskRequest) -> bytes:
-        prepared, prob = await self._one(image)
-        return await self.encode(pipeline.mask_picture, prepared, prob, self.threshold(options), options.overlay)
+        cut = self.threshold(options)
+        prepared, prob = await self._one(image, cut)
+        return await self.encode(pipeline.mask_picture, prepared, prob, cut, options.overlay)
+
+    async def tryon(self, image: Image, options: TryOnRequest) -> bytes:
+        cut = self.threshold(options)
+        prepared, prob = await self._one(image, cut)
+        polish = Polish.parse(options.color, options.opacity, options.finish)
+        return await self.encode(pipeline.tryon_picture, prepared, prob, cut, polish, options.output_format)
 
     async def batch(self, request: SegmentBatchRequest, request_id: str, started: float) -> SegmentBatchResponse:
         limits = self.settings.limits
@@ -110,8 +122,11 @@ class Segmenter:
                            f"{len(request.images)} images; the limit is {limits.max_batch_images} a request")
         cut = self._checked_threshold(request)
         prepared = await self._prepare_many([im.image_data for im in request.images], limits.max_batch_pixels)
-        good = [p for p in prepared if not isinstance(p, ApiError)]
-        probs = iter(await self.infer(good)) if good else iter(())
+        indexes = [i for i, p in enumerate(prepared) if not isinstance(p, ApiError)]
+        good = [prepared[i] for i in indexes]
+        good_probs = await self.infer(good) if good else []
+        debug_outputs.keep(good, good_probs, cut, indexes=indexes)
+        probs = iter(good_probs)
 
         def finish_all():
             return [error_body(p, started, request_id, self.brief, index=i) if isinstance(p, ApiError) else

@@ -8,9 +8,9 @@ each count is stored as the difference to the count two runs before).
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 
+from nailseg.images import geometry
 from nailseg.images.codec import b64_png
 from nailseg.images.results import CocoRle, MaskFormat
 
@@ -48,12 +48,25 @@ def coco_rle(mask: np.ndarray) -> CocoRle:
     return CocoRle(size=(h, w), counts=rle_string(run_lengths(mask)))
 
 
+def coco_rle_at(region: np.ndarray, x: int, y: int, height: int, width: int) -> CocoRle:
+    """The COCO RLE of a (height, width) mask that is empty but for ``region`` (bool, its top-left corner
+    at (x, y)): one nail's annotation, in time proportional to the columns it spans, not to the photo."""
+    h, w = region.shape
+    columns = np.zeros((w, height), bool)  # the spanned columns, each top to bottom (column-major)
+    columns[:, y:y + h] = region.T
+    runs = run_lengths(columns.T)
+    runs[0] += x * height  # the empty columns to the left are background before the first run
+    right = (width - x - w) * height  # the empty columns to the right: background after the last run
+    if right and len(runs) % 2 == 0:  # it ends inside the nail: they make one more background run
+        runs.append(0)
+    runs[-1] += right
+    return CocoRle(size=(height, width), counts=rle_string(runs))
+
+
 def polygons(mask: np.ndarray) -> list[list[int]]:
     """Outer outlines as COCO polygons ([x1, y1, x2, y2, ...]), largest area first; specks under
     three points (which no polygon can describe) are left out."""
-    found, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-    found = sorted((c for c in found if len(c) >= MIN_POLYGON_POINTS), key=cv2.contourArea, reverse=True)
-    return [c.reshape(-1).astype(int).tolist() for c in found]
+    return [c.reshape(-1).astype(int).tolist() for c in geometry.outlines(mask) if len(c) >= MIN_POLYGON_POINTS]
 
 
 def mask_fields(mask: np.ndarray, fmt: MaskFormat) -> dict:

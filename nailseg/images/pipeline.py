@@ -12,11 +12,13 @@ import numpy as np
 from PIL import Image
 
 from nailseg.errors import ApiError, ErrorCode
-from nailseg.images import maskformats, postprocess
+from nailseg.images import geometry, maskformats, postprocess, tryon
 from nailseg.images.codec import (
     decode_base64,
+    decode_image,
     decode_opened,
     decode_reduced,
+    encode_jpeg,
     encode_png,
     open_image,
 )
@@ -30,6 +32,7 @@ class FinishOptions(Protocol):
     return_confidence: bool
     return_contours: bool
     return_visualizations: bool
+    return_nails: bool
     mask_format: str
 
 
@@ -104,6 +107,16 @@ def mask_picture(prepared: PreparedImage, prob: np.ndarray, threshold: float, ov
     return encode_png(mask_for(prepared, prob, threshold)[1])
 
 
+def tryon_picture(prepared: PreparedImage, prob: np.ndarray, threshold: float, polish: tryon.Polish,
+                  output_format: str = "png") -> bytes:
+    """The photo at its own size and orientation with the nails painted (nailseg/images/tryon.py), as PNG
+    or JPEG bytes."""
+    rgb = decode_image(prepared.raw, prepared.size[0] * prepared.size[1])
+    full, mask = mask_for(prepared, prob, threshold)
+    painted = tryon.paint(rgb, full, threshold, geometry.nails(mask), polish, max(prob.shape))
+    return encode_jpeg(painted) if output_format == "jpeg" else encode_png(painted)
+
+
 def finish(prepared: PreparedImage, prob: np.ndarray, threshold: float, options: FinishOptions) -> dict:
     """The segmentation fields of a response (mask, and what the options ask for)."""
     full, mask = mask_for(prepared, prob, threshold)
@@ -111,6 +124,7 @@ def finish(prepared: PreparedImage, prob: np.ndarray, threshold: float, options:
         **maskformats.mask_fields(mask, options.mask_format),
         "confidence_scores": postprocess.confidence(full, mask) if options.return_confidence else None,
         "contours": postprocess.contours(mask) if options.return_contours else None,
+        "nails": geometry.geometry(mask, full) if options.return_nails else None,
         "visualizations": (postprocess.visualizations(picture(prepared), prob, threshold)
                            if options.return_visualizations else None),
     }

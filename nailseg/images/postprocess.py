@@ -8,6 +8,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from nailseg.images import geometry
 from nailseg.images.codec import b64_png
 from nailseg.images.results import (
     BoundingBox,
@@ -55,9 +56,8 @@ def confidence(prob: np.ndarray, mask: np.ndarray) -> ConfidenceScores:
 
 def contours(mask: np.ndarray) -> list[Contour]:
     """Outer contours in the image's pixel coordinates, largest first."""
-    found, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     result = []
-    for c in sorted(found, key=cv2.contourArea, reverse=True):
+    for c in geometry.outlines(mask):
         x, y, w, h = cv2.boundingRect(c)
         result.append(Contour(
             points=c[:, 0, :].tolist(),  # ~10x faster than converting point by point

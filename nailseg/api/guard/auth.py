@@ -106,28 +106,37 @@ def presented_key(headers: dict[bytes, bytes]) -> str | None:
 
 @dataclass
 class AccessPolicy:
-    """Path-based: public paths are open, admin paths need an admin key, the rest an API key."""
+    """Path-based: public paths are open, admin paths need an admin key, the rest an API key. Debug paths
+    are never open: they need an admin key even where the service is open, and while none is configured
+    nobody may call them."""
 
     keys: KeyRing
     public_paths: frozenset[str] = frozenset()
     admin_paths: frozenset[str] = field(default_factory=frozenset)
+    debug_paths: frozenset[str] = field(default_factory=frozenset)
 
     @classmethod
-    def from_settings(cls, security: SecuritySettings, admin_paths: Iterable[str]) -> AccessPolicy:
-        return cls(KeyRing.from_settings(security), frozenset(security.public_paths), frozenset(admin_paths))
+    def from_settings(cls, security: SecuritySettings, admin_paths: Iterable[str],
+                      debug_paths: Iterable[str] = ()) -> AccessPolicy:
+        return cls(KeyRing.from_settings(security), frozenset(security.public_paths), frozenset(admin_paths),
+                   frozenset(debug_paths))
 
     def is_public(self, path: str) -> bool:
-        return not self.keys.enabled or path in self.public_paths
+        return path not in self.debug_paths and (not self.keys.enabled or path in self.public_paths)
 
     def check(self, path: str, headers: dict[bytes, bytes]) -> Caller | Refusal:
         """The caller, or why it is refused (401: no or unknown key; 403: a key without the right)."""
         caller = self.keys.identify(presented_key(headers))
+        debug = path in self.debug_paths
+        if debug and not self.keys.has_admin:
+            return Refusal(ErrorCode.FORBIDDEN, "debug endpoints need an admin key, and none is configured: set "
+                                                "security.admin_keys (they are never open)")
         if self.is_public(path):
             return caller
         if caller.role is Role.ANONYMOUS:
             return Refusal(ErrorCode.UNAUTHORIZED, "a valid API key is required: send 'Authorization: Bearer <key>' "
                                                    "or 'X-API-Key: <key>'")
-        if path in self.admin_paths and caller.role is not Role.ADMIN:
+        if (debug or path in self.admin_paths) and caller.role is not Role.ADMIN:
             none = "" if self.keys.has_admin else ", and none is configured (security.admin_keys)"
             return Refusal(ErrorCode.FORBIDDEN, f"this endpoint needs an admin key{none}")
         return caller
