@@ -180,7 +180,8 @@ def test_every_kind_of_answer_says_nosniff(keyed):
                                           headers={"content-type": "application/json"}),
         ("not multipart", 415): with_key("POST", "/api/unet/segment-image", json={"image": photo()}),
         ("bad field", 422): with_key("POST", "/api/unet/segment", json={"image_data": photo(), "threshold": 2}),
-        ("cors preflight", 200): httpx.options(keyed.url + "/api/unet/segment", headers={"Origin": ORIGIN, **preflight}),
+        ("cors preflight", 200): httpx.options(keyed.url + "/api/unet/segment",
+                                               headers={"Origin": ORIGIN, **preflight}),
         ("cors refused", 400): httpx.options(keyed.url + "/api/unet/segment",
                                              headers={"Origin": "https://evil.example", **preflight}),
     }

@@ -16,7 +16,7 @@ import httpx
 import numpy as np
 import pytest
 from conftest import example_photos
-from PIL import Image
+from PIL import Image, ImageOps
 from pycocotools import mask as coco_mask
 from test_e2e_service import (  # noqa: F401 (fixture)
     MAX_BATCH,
@@ -373,6 +373,20 @@ def _policy_is_in_force(browser) -> None:
     assert violation["directive"].startswith("script-src")
 
 
+def _tryon_picture(browser) -> np.ndarray:
+    """The try-on picture on the page, as RGB pixels (drawn on a canvas: the policy lets the page fetch
+    nothing but the service, not even its own blob: URL)."""
+    url = browser.execute_script("const img = document.getElementById('tryon'), c = document.createElement('canvas');"
+                                 "c.width = img.naturalWidth; c.height = img.naturalHeight;"
+                                 "c.getContext('2d').drawImage(img, 0, 0); return c.toDataURL('image/png');")
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))).convert("RGB"), dtype=np.float32)
+
+
+def _tryon_renders(browser) -> int:
+    img = browser.find_element("id", "tryon")
+    return int(img.get_attribute("data-renders") or 0) if img.get_attribute("data-state") == "done" else 0
+
+
 def test_demo_page_segments_an_uploaded_photo_in_a_real_browser(server, browser, tmp_path):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
@@ -398,12 +412,32 @@ def test_demo_page_segments_an_uploaded_photo_in_a_real_browser(server, browser,
                            "s.dispatchEvent(new Event('input'));")
     assert int(browser.find_element(By.ID, "count").text) > 0
 
+    # the try-on: the service's rendering of the photo, again when the polish colour changes
+    WebDriverWait(browser, 180).until(lambda d: _tryon_renders(d) >= 1 or d.find_element(By.ID, "error").text)
+    assert browser.find_element(By.ID, "error").text == ""
+    red = _tryon_picture(browser)
+    assert red.shape[:2] == ImageOps.exif_transpose(Image.open(PHOTO)).size[::-1]  # at the photo's own size
+    renders = _tryon_renders(browser)
+    browser.execute_script("const c = document.getElementById('color'); c.value = '#1e90ff';"
+                           "c.dispatchEvent(new Event('input')); c.dispatchEvent(new Event('change'));")
+    WebDriverWait(browser, 180).until(lambda d: _tryon_renders(d) > renders or d.find_element(By.ID, "error").text)
+    assert browser.find_element(By.ID, "error").text == ""
+    blue = _tryon_picture(browser)
+    changed = np.abs(blue - red).max(axis=2) > 30
+    assert 0.005 < changed.mean() < 0.5  # the nails changed colour, the rest of the photo did not
+    assert blue[changed][:, 2].mean() > red[changed][:, 2].mean() + 30  # to blue
+    assert red[changed][:, 0].mean() > blue[changed][:, 0].mean() + 30  # from red
+
     shot = tmp_path / "demo.png"
     browser.save_screenshot(str(shot))
     pixels = np.asarray(Image.open(shot).convert("RGB"), dtype=np.float32)
     assert pixels.std() > 20  # not a blank page
     magenta = (pixels[..., 0] > 200) & (pixels[..., 1] < 140) & (pixels[..., 2] > 120)
     assert magenta.sum() > 500  # the overlay's tint is on screen
+    box = browser.execute_script("const r = document.getElementById('tryon').getBoundingClientRect();"
+                                 "return [r.left, r.top, r.right, r.bottom].map(Math.round);")
+    shown = pixels[box[1]:box[3], box[0]:box[2]]
+    assert shown.size and shown.std() > 20  # the try-on picture is on screen, not blank
     if os.environ.get("UPDATE_DOCS") == "1":  # the README's picture; a test run leaves the tree clean otherwise
         SCREENSHOT.write_bytes(shot.read_bytes())
     _no_policy_violations(browser)
