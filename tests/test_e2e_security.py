@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from conftest import example_photos
 from PIL import Image
-from test_e2e_service import assert_error, b64, png_array, start_server
+from test_e2e_service import MAX_BODY_MB, assert_error, b64, png_array, start_server
 
-KEYS = [secrets.token_hex(16) for _ in range(40)]  # one per test (or thread): the rate limit is per key
+KEYS = [secrets.token_hex(16) for _ in range(60)]  # one per test (or thread): the rate limit is per key
 ADMIN_KEY, FILE_KEY = secrets.token_hex(16), secrets.token_hex(16)
 ORIGIN = "https://nails.example"
 RATE, BURST, MAX_INFLIGHT = 6, 3, 2  # per minute: a key gets 3 requests at once, then one per 10 s
@@ -170,3 +170,39 @@ def test_every_image_endpoint_needs_a_key_and_serves_with_one(keyed):
                               data=forms.get(route.name), headers=headers, timeout=120)
         assert_error(call({}), 401, "UNAUTHORIZED")
         assert call(bearer(fresh_key())).status_code == 200, route.name
+
+
+def test_every_kind_of_answer_says_nosniff(keyed):
+    """X-Content-Type-Options: nosniff on our answers, every guard layer's refusals, unknown paths, the
+    protocol's, BentoML's own routes and CORS' answers (the layer wraps all of them; 503: the inflight test)."""
+    def with_key(method: str, path: str, **kw) -> httpx.Response:
+        headers = {**bearer(fresh_key()), **kw.pop("headers", {})}
+        return httpx.request(method, keyed.url + path, headers=headers, timeout=60, **kw)
+
+    preflight = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "content-type"}
+    answers = {
+        ("demo page", 200): keyed.get("/api/unet/demo"),
+        ("health", 200): keyed.get("/api/unet/health"),
+        ("readyz", 200): keyed.get("/readyz"), ("livez", 200): keyed.get("/livez"),
+        ("metrics", 200): keyed.get("/metrics"),
+        ("docs.json", 200): with_key("GET", "/docs.json"), ("swagger ui", 200): with_key("GET", "/"),
+        ("static file", 200): with_key("GET", "/static_content/swagger-ui.css"),
+        ("oip metadata", 200): with_key("GET", "/v2"), ("oip unknown model", 404): with_key("GET", "/v2/models/x"),
+        ("no key", 401): keyed.get("/api/unet/model-info"),
+        ("unknown path", 404): with_key("GET", "/api/unet/nope"),
+        ("body too large", 413): with_key("POST", "/api/unet/segment", content=b"x" * (MAX_BODY_MB * 2**20 + 10),
+                                          headers={"content-type": "application/json"}),
+        ("not multipart", 415): with_key("POST", "/api/unet/segment-image", json={"image": photo()}),
+        ("bad field", 422): with_key("POST", "/api/unet/segment", json={"image_data": photo(), "threshold": 2}),
+        ("cors preflight", 200): httpx.options(keyed.url + "/api/unet/segment",
+                                               headers={"Origin": ORIGIN, **preflight}),
+        ("cors refused", 400): httpx.options(keyed.url + "/api/unet/segment",
+                                             headers={"Origin": "https://evil.example", **preflight}),
+    }
+    key = fresh_key()
+    for _ in range(BURST):
+        keyed.get("/api/unet/model-info", headers=bearer(key))
+    answers[("rate limited", 429)] = keyed.get("/api/unet/model-info", headers=bearer(key))
+    for (name, status), resp in answers.items():
+        assert resp.status_code == status, (name, resp.status_code, resp.text[:200])
+        assert resp.headers.get_list("x-content-type-options") == ["nosniff"], name

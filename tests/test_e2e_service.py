@@ -60,6 +60,7 @@ def assert_error(resp: httpx.Response, status: int, code: str) -> dict:
     assert body["success"] is False and body["error"]["code"] == code and body["error"]["message"]
     assert body["request_id"] and resp.headers["x-request-id"] == body["request_id"]
     assert "Traceback" not in resp.text
+    assert resp.headers.get("x-content-type-options") == "nosniff"  # every answer (nailseg/api/guard/headers.py)
     return body
 
 

@@ -5,10 +5,14 @@ from __future__ import annotations
 import asyncio
 import json
 
+import httpx
 from pydantic import BaseModel, ConfigDict
+from starlette.applications import Starlette
+from starlette.routing import Route
 
 from nailseg.api.guard.asgi import state
 from nailseg.api.guard.errors import ErrorShape, Refusals
+from nailseg.api.guard.headers import NoSniff
 from nailseg.api.guard.limits import Admission, InflightCap, InflightImages, RateLimiter
 from nailseg.api.guard.request_id import RequestIds
 from nailseg.api.guard.validation import Validation, validated_request
@@ -54,6 +58,32 @@ def test_request_ids_keep_a_sane_one_replace_the_rest_and_answer_with_it():
     _, _, sent = _call(RequestIds(_app(seen)), headers=[(b"x-request-id", b"<script>")])
     given = dict(sent[0]["headers"])[b"x-request-id"]
     assert given != b"<script>" and len(given) == 36
+
+
+def test_nosniff_is_on_every_answer_once_even_starlettes_own_500():
+    seen = {}
+    _, _, sent = _call(NoSniff(_app(seen)))
+    assert (b"x-content-type-options", b"nosniff") in sent[0]["headers"]
+
+    async def says_it_too(scope, receive, send):
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"X-Content-Type-Options", b"no")]})
+        await send({"type": "http.response.body", "body": b""})
+
+    _, _, sent = _call(NoSniff(says_it_too))
+    assert [v for k, v in sent[0]["headers"] if k.lower() == b"x-content-type-options"] == [b"nosniff"]
+
+    async def fails(request):
+        raise RuntimeError("boom")
+
+    app = NoSniff(Starlette(routes=[Route("/x", fails)]))  # the 500 of Starlette's outermost layer
+
+    async def get():
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            return await client.get("/x")
+
+    resp = asyncio.run(get())
+    assert resp.status_code == 500 and resp.headers["x-content-type-options"] == "nosniff"
 
 
 def test_error_shape_rewrites_foreign_errors_and_passes_ours_and_successes():

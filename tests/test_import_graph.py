@@ -19,7 +19,7 @@ HEAVY = {"torch", "torchvision", "openvino", "nncf", "safetensors"}  # what the 
 # What each part of nailseg may import (besides itself and the shared base modules).
 BASE = {"nailseg.config", "nailseg.errors", "nailseg.logs", "nailseg.metrics"}
 ALLOWED = {
-    "nailseg.compat": {"nailseg.api.known_paths"},  # the wrapper it puts around BentoML's app
+    "nailseg.compat": {"nailseg.api.known_paths", "nailseg.api.guard.headers"},  # its wrappers of BentoML's app
     "nailseg.model": set(),
     "nailseg.images": {"nailseg.model.spec"},
     "nailseg.inference": {"nailseg.model", "nailseg.images"},

@@ -16,7 +16,7 @@ import httpx
 import numpy as np
 import pytest
 from conftest import example_photos
-from PIL import Image
+from PIL import Image, ImageOps
 from pycocotools import mask as coco_mask
 from test_e2e_service import (  # noqa: F401 (fixture)
     MAX_BATCH,
@@ -300,6 +300,11 @@ def test_console_script_points_at_the_client():
 
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 SCREENSHOT = Path(__file__).resolve().parents[1] / "docs" / "demo.png"
+# Runs before each page's own scripts (DevTools injects it, so the page's policy does not apply to it):
+# every Content-Security-Policy violation on the page, in window.cspViolations.
+CSP_LISTENER = """window.cspViolations = [];
+document.addEventListener("securitypolicyviolation", e => window.cspViolations.push(
+    {directive: e.violatedDirective, blocked: e.blockedURI, sample: e.sample, line: e.lineNumber}));"""
 
 
 @pytest.fixture()
@@ -319,9 +324,67 @@ def browser(tmp_path):
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
                  "--window-size=1400,900", f"--user-data-dir={tmp_path / 'chromium-profile'}"):
         options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # the console, for driver.get_log
     driver = webdriver.Chrome(options=options, service=DriverService(str(CHROMEDRIVER)))
+    driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": CSP_LISTENER})
     yield driver
     driver.quit()
+
+
+def _csp_directives(policy: str) -> dict[str, list[str]]:
+    return {name: sources for name, *sources in (d.split() for d in policy.split(";") if d.strip())}
+
+
+def test_demo_page_has_a_strict_content_security_policy(server):
+    import base64
+    import hashlib
+    import re
+
+    resp = server.get("/api/unet/demo")
+    policy = resp.headers.get("content-security-policy")
+    assert policy, "the demo page has no Content-Security-Policy"
+    assert "unsafe-" not in policy and "*" not in policy and "http" not in policy  # no unsafe-inline/-eval, no hosts
+    d = _csp_directives(policy)
+    assert d["default-src"] == d["base-uri"] == d["form-action"] == d["frame-ancestors"] == ["'none'"]
+    assert d["connect-src"] == ["'self'"] and set(d["img-src"]) <= {"'self'", "data:", "blob:"}
+    for tag in ("script", "style"):  # exactly the page's own inline blocks, by their hash
+        blocks = re.findall(rf"<{tag}>(.*?)</{tag}>", resp.text, flags=re.S)
+        hashes = {"'sha256-" + base64.b64encode(hashlib.sha256(b.encode()).digest()).decode() + "'" for b in blocks}
+        assert blocks and set(d[f"{tag}-src"]) == hashes, tag
+    markup = re.sub(r"<(script|style)>.*?</\1>", "", resp.text, flags=re.S)
+    assert not re.search(r"<[^>]*\s(style|on[a-z]+)\s*=", markup)  # no inline styles or event handlers
+    assert resp.headers["x-frame-options"] == "DENY" and resp.headers["referrer-policy"] == "no-referrer"
+    assert resp.headers["x-content-type-options"] == "nosniff"
+
+
+def _no_policy_violations(browser) -> None:
+    """Nothing the page did broke its policy: no violation event, nothing refused in the console."""
+    assert browser.execute_script("return window.cspViolations") == []
+    console = browser.get_log("browser")
+    assert not [e for e in console if e["level"] == "SEVERE" or "Content Security Policy" in e["message"]], console
+
+
+def _policy_is_in_force(browser) -> None:
+    """An inline script that is not the page's own is refused (and reported)."""
+    browser.execute_script("const s = document.createElement('script'); s.textContent = 'window.injected = 1';"
+                           "document.body.appendChild(s);")
+    assert browser.execute_script("return window.injected") is None
+    (violation,) = browser.execute_script("return window.cspViolations")
+    assert violation["directive"].startswith("script-src")
+
+
+def _tryon_picture(browser) -> np.ndarray:
+    """The try-on picture on the page, as RGB pixels (drawn on a canvas: the policy lets the page fetch
+    nothing but the service, not even its own blob: URL)."""
+    url = browser.execute_script("const img = document.getElementById('tryon'), c = document.createElement('canvas');"
+                                 "c.width = img.naturalWidth; c.height = img.naturalHeight;"
+                                 "c.getContext('2d').drawImage(img, 0, 0); return c.toDataURL('image/png');")
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))).convert("RGB"), dtype=np.float32)
+
+
+def _tryon_renders(browser) -> int:
+    img = browser.find_element("id", "tryon")
+    return int(img.get_attribute("data-renders") or 0) if img.get_attribute("data-state") == "done" else 0
 
 
 def test_demo_page_segments_an_uploaded_photo_in_a_real_browser(server, browser, tmp_path):
@@ -349,14 +412,36 @@ def test_demo_page_segments_an_uploaded_photo_in_a_real_browser(server, browser,
                            "s.dispatchEvent(new Event('input'));")
     assert int(browser.find_element(By.ID, "count").text) > 0
 
+    # the try-on: the service's rendering of the photo, again when the polish colour changes
+    WebDriverWait(browser, 180).until(lambda d: _tryon_renders(d) >= 1 or d.find_element(By.ID, "error").text)
+    assert browser.find_element(By.ID, "error").text == ""
+    red = _tryon_picture(browser)
+    assert red.shape[:2] == ImageOps.exif_transpose(Image.open(PHOTO)).size[::-1]  # at the photo's own size
+    renders = _tryon_renders(browser)
+    browser.execute_script("const c = document.getElementById('color'); c.value = '#1e90ff';"
+                           "c.dispatchEvent(new Event('input')); c.dispatchEvent(new Event('change'));")
+    WebDriverWait(browser, 180).until(lambda d: _tryon_renders(d) > renders or d.find_element(By.ID, "error").text)
+    assert browser.find_element(By.ID, "error").text == ""
+    blue = _tryon_picture(browser)
+    changed = np.abs(blue - red).max(axis=2) > 30
+    assert 0.005 < changed.mean() < 0.5  # the nails changed colour, the rest of the photo did not
+    assert blue[changed][:, 2].mean() > red[changed][:, 2].mean() + 30  # to blue
+    assert red[changed][:, 0].mean() > blue[changed][:, 0].mean() + 30  # from red
+
     shot = tmp_path / "demo.png"
     browser.save_screenshot(str(shot))
     pixels = np.asarray(Image.open(shot).convert("RGB"), dtype=np.float32)
     assert pixels.std() > 20  # not a blank page
     magenta = (pixels[..., 0] > 200) & (pixels[..., 1] < 140) & (pixels[..., 2] > 120)
     assert magenta.sum() > 500  # the overlay's tint is on screen
+    box = browser.execute_script("const r = document.getElementById('tryon').getBoundingClientRect();"
+                                 "return [r.left, r.top, r.right, r.bottom].map(Math.round);")
+    shown = pixels[box[1]:box[3], box[0]:box[2]]
+    assert shown.size and shown.std() > 20  # the try-on picture is on screen, not blank
     if os.environ.get("UPDATE_DOCS") == "1":  # the README's picture; a test run leaves the tree clean otherwise
         SCREENSHOT.write_bytes(shot.read_bytes())
+    _no_policy_violations(browser)
+    _policy_is_in_force(browser)
 
 
 def test_swagger_page_shows_the_services_own_name_version_and_schema_names(server, browser, tmp_path):

@@ -99,7 +99,7 @@ async def model_info(request: Request) -> Response:
 
 async def demo_page(request: Request) -> HTMLResponse:
     """A page to try the service in a browser (nailseg/api/demo.html)."""
-    return HTMLResponse(demo.page())
+    return HTMLResponse(demo.page(), headers=demo.headers())
 
 
 async def _api_error(request: Request, exc: ApiError) -> Response:

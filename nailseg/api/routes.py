@@ -100,8 +100,8 @@ _TABLE = (
           "cannot.", answer=HealthResponse, errors={**_ACCESS}),
     Route("model-info", "GET", "The served model: tag, architecture, checkpoint, preprocessing, device, precision "
           "and backend.", answer=ModelInfoResponse, errors={**_ACCESS, **_SERVER}),
-    Route("demo", "GET", "A page to try a photo in a browser: overlay, mask, threshold slider, nail count, timings.",
-          answer_media="text/html"),
+    Route("demo", "GET", "A page to try a photo in a browser: overlay, mask, threshold slider, nail count, "
+          "timings, polish try-on.", answer_media="text/html"),
     *(Route(f"debug-{name}", "GET", f"{summary} (development.enable_debug_endpoints; an admin key).",
             answer=answer, admin=True, debug=True, template=f"{PREFIX}/debug/{name}",
             errors={**_ACCESS, 403: ["FORBIDDEN"]})

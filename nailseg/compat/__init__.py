@@ -26,9 +26,11 @@ PATCHES = (
     Patch("batching.cap_batch_wait", "bentoml._internal.marshal.dispatcher.Optimizer.log_outbound",
           "BentoML's batcher holds lone requests ~390 ms after a burst; the wait it learns is capped",
           "tests/test_batching_patch.py; bench (single requests after a burst)"),
-    Patch("asgi.known_paths_only", "_bentoml_sdk.Service.to_asgi",
+    Patch("asgi.around_whole_app", "_bentoml_sdk.Service.to_asgi",
           "unknown paths renamed before BentoML's metrics middleware (no series per random path, no slash "
-          "redirects)", "tests/test_security.py, tests/test_e2e_security.py::test_unknown_paths_add_no_metric_series"),
+          "redirects); X-Content-Type-Options: nosniff on every answer, BentoML's own included",
+          "tests/test_security.py, tests/test_e2e_security.py::test_unknown_paths_add_no_metric_series, "
+          "tests/test_e2e_security.py::test_every_kind_of_answer_says_nosniff"),
     Patch("media_type.fixed_output_media_type", "_bentoml_sdk.method.APIMethod.output_spec.media_type",
           "BentoML derives each runner answer's media type from its JSON schema per call (~0.3 ms)",
           "tests/test_compat.py, every e2e test (runner answers)"),
@@ -62,7 +64,7 @@ def apply_service_module() -> None:
 
     check_versions()
     shutdown.arbiter_removes_sockets_last()
-    asgi.known_paths_only()
+    asgi.around_whole_app()
 
 
 def apply_runner(max_batch_wait_s: float) -> None:

@@ -1,5 +1,8 @@
 """The guard: ASGI layers in front of the API's handlers, one job each, in this order:
 
+0. ``NoSniff`` (headers.py): ``X-Content-Type-Options: nosniff`` on every answer; it wraps BentoML's
+   whole app (nailseg/compat/asgi.py), outside CORS and the metrics, so it is not among ``layers``;
+
 1. ``RequestIds`` (request_id.py): an id for every request, on every answer and in error logs;
 2. ``ErrorShape`` (errors.py): foreign error answers (404, 405, BentoML's) rewritten into our shape;
 3. ``Access`` (auth.py): API and admin keys (401/403);
