@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 
 from nailseg.api import jsonbody
-from nailseg.api.schemas import ModelInfoBrief, SegmentRequest, SegmentResponse
+from nailseg.api.schemas import ModelInfoBrief, SegmentOptions, SegmentRequest, SegmentResponse
 from nailseg.images import codec as imaging
 from nailseg.images import pipeline
 from nailseg.images.codec import encode_png
@@ -59,12 +59,8 @@ def binary_path(raw: bytes, prep: Preprocessing, prob: np.ndarray) -> bytes:
 
 
 POLISH = Polish((200, 20, 60), 0.85, "gloss")
+NAILS = SegmentOptions(return_nails=True)
 PRODUCT_SIZES = {"1MP": (1152, 864), "12MP": (4000, 3000)}  # (w, h)
-
-
-class _Nails:
-    return_confidence = return_contours = return_visualizations = False
-    return_nails, mask_format = True, "png"
 
 
 def product_paths() -> dict:
@@ -76,7 +72,7 @@ def product_paths() -> dict:
         return pipeline.tryon_picture(pipeline.prepare_bytes(raw, prep, MAX_PIXELS), prob, 0.5, POLISH, "jpeg")
 
     def nails(raw, prep, prob):
-        return pipeline.finish(pipeline.prepare_bytes(raw, prep, MAX_PIXELS), prob, 0.5, _Nails())
+        return pipeline.finish(pipeline.prepare_bytes(raw, prep, MAX_PIXELS), prob, 0.5, NAILS)
 
     return {"mask_us": binary_path, "tryon_png_us": tryon_png, "tryon_jpeg_us": tryon_jpeg,
             "segment_image_nails_us": nails}

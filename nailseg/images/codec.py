@@ -272,7 +272,7 @@ def _deflated_png(rows: np.ndarray, colour_type: int, up: bool, width: int | Non
         framed[:, 1:] = rows
     header = struct.pack(">IIBBBBB", width or n, h, 8, colour_type, 0, 0, 0)  # deflate, no interlace
     return (_PNG_SIGNATURE + _png_chunk(b"IHDR", header)
-            + _png_chunk(b"IDAT", isal_zlib.compress(framed.tobytes(), 1)) + _png_chunk(b"IEND", b""))
+            + _png_chunk(b"IDAT", isal_zlib.compress(framed, 1)) + _png_chunk(b"IEND", b""))
 
 
 def b64_png(array: np.ndarray) -> str:
