@@ -78,9 +78,12 @@ class AugmentStrength:
     blur_p: float
 
 
-AugmentName = Literal["full", "light"]
+AugmentName = Literal["full", "wide", "light"]
 AUGMENT: dict[str, AugmentStrength] = {
     "full": AugmentStrength(rotation_deg=30, scale=(0.75, 1.35), shift=0.1, contrast=0.3, brightness=30,
+                            saturation=0.4, colour_cast=0.1, blur_p=0.25),
+    # full, but zooming out to half size too: the small nails of wide shots
+    "wide": AugmentStrength(rotation_deg=30, scale=(0.5, 1.35), shift=0.1, contrast=0.3, brightness=30,
                             saturation=0.4, colour_cast=0.1, blur_p=0.25),
     "light": AugmentStrength(rotation_deg=10, scale=(0.9, 1.1), shift=0.05, contrast=0.1, brightness=10,
                              saturation=0.1, colour_cast=0.03, blur_p=0.0),
@@ -90,11 +93,13 @@ AUGMENT: dict[str, AugmentStrength] = {
 class Augmenter:
     """Random flips, rotation, scale/crop, colour and brightness jitter, blur."""
 
-    def __init__(self, seed: int = 0, strength: AugmentName = "full"):
+    def __init__(self, seed: int | np.random.Generator = 0, strength: AugmentName = "full"):
         self.rng = np.random.default_rng(seed)
         self.s = AUGMENT[strength]
 
-    def __call__(self, image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def __call__(self, image: np.ndarray, mask: np.ndarray, soft: np.ndarray | None = None
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """The image, its mask and (if given) a soft target map, moved by one random transform."""
         r, s = self.rng, self.s
         h, w = mask.shape
         angle = r.uniform(-s.rotation_deg, s.rotation_deg)
@@ -109,6 +114,8 @@ class Augmenter:
             m[1, 2] += h
         image = cv2.warpAffine(image, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
         mask = cv2.warpAffine(mask, m, (w, h), flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_REFLECT_101)
+        if soft is not None:
+            soft = cv2.warpAffine(soft, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
 
         img = image.astype(np.float32)
         img = img * r.uniform(1 - s.contrast, 1 + s.contrast) + r.uniform(-s.brightness, s.brightness)
@@ -119,4 +126,4 @@ class Augmenter:
         if r.random() < s.blur_p:
             k = int(r.choice([3, 5]))
             image = cv2.GaussianBlur(image, (k, k), 0)
-        return image, mask
+        return image, mask, soft
