@@ -11,10 +11,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 import torch
 from conftest import EXAMPLES, ROOT
+from e2e_server import serving
 
 from nailseg.inference.hardware import GPU_IMAGE, openvino_available
 from nailseg.inference.normalize import to_tensor
@@ -131,3 +133,24 @@ def test_torch_settings_without_torch_are_refused_at_start_naming_the_gpu_image(
     line = done.stderr.strip().splitlines()[-1]
     assert line == (f"error: {what} needs torch, which this image does not have: use the {GPU_IMAGE} image "
                     "(or pip install torch)")
+
+
+def test_bentoml_serve_without_torch_gives_the_torch_installed_servers_mask_pngs(bundled_store, tmp_path):
+    """The whole process tree (API and runner) with `import torch` failing in every process: the same PNG
+    bytes as a server that has torch, at the same precision."""
+    blocked = tmp_path / "no-torch"
+    blocked.mkdir()
+    (blocked / "sitecustomize.py").write_text(NO_TORCH)
+    photos = sorted(EXAMPLES.glob("*.jpg"))
+    masks = {}
+    for name, path in [("without torch", f"{blocked}{os.pathsep}{ROOT}"), ("with torch", str(ROOT))]:
+        env = store_env(bundled_store, PYTHONPATH=path, UNET_MODEL_DEVICE="cpu", UNET_INFERENCE_PRECISION="int8")
+        with serving(env) as server:
+            assert server.get("/api/unet/model-info").json()["precision"] == "int8"
+            masks[name] = [httpx.post(server.url + "/api/unet/mask", timeout=60,
+                                      files={"image": (p.name, p.read_bytes(), "image/jpeg")}).content
+                           for p in photos]
+            if name == "without torch":
+                assert "import of torch halted" not in server.log.read_text()  # nothing even tried
+    assert all(m.startswith(b"\x89PNG") for m in masks["without torch"])
+    assert masks["without torch"] == masks["with torch"]
