@@ -48,12 +48,12 @@ from nailseg.config import load_settings
 from nailseg.images import postprocess
 from nailseg.images.codec import b64_png, decode_base64, decode_image, decode_reduced
 from nailseg.images.resize import resize_to_model
-from nailseg.inference.backends import openvino_available
 from nailseg.inference.hardware import (
     cpu_bf16_flags,
     cpu_has_fast_bf16,
     cpu_int8_flags,
     cpu_model,
+    openvino_available,
 )
 from nailseg.store.quantize import nncf_available
 from training.evaluate import engine_for

@@ -4,8 +4,9 @@ workers can be scaled and placed apart. The API service reaches it with ``bentom
 Its batch API uses BentoML's adaptive batching; only validated, decoded and resized uint8
 arrays reach it, so one bad request can never fail a batch that holds others.
 
-The API's workers import this module too (``bentoml.depends`` needs the class), so torch and the
-engine are imported inside the class, in the runner's process only.
+The API's workers import this module too (``bentoml.depends`` needs the class), so the engine is imported
+inside the class, in the runner's process only. On a CPU with OpenVINO the runner needs no torch
+(nailseg/inference/start.py): it serves the store entry's IR.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from nailseg.api.schemas import RunnerStatus, SkippedModel
 from nailseg.compat import shutdown
 from nailseg.compat.media_type import fixed_output_media_type
 from nailseg.config import get_settings
+from nailseg.inference.hardware import require_runtimes, torch_available
 from nailseg.model.spec import StoredModelInfo
 from nailseg.store.entries import MODEL_NAME, candidates, require_stored
 
@@ -33,9 +35,10 @@ settings = get_settings()
 compat.apply_service_module()
 compat.apply_runner(settings.inference.max_batch_wait_ms / 1000)  # fail loudly on unverified versions
 
-try:  # `bentoml serve` and `bentoml build` need a model: say how to get one, in one line
+try:  # `bentoml serve` and `bentoml build` need a model, and torch for its torch paths: say so in one line
     require_stored(f"{MODEL_NAME}:{settings.model.tag}")
-except LookupError as e:
+    require_runtimes(settings.model.device, settings.inference.backend)
+except (LookupError, RuntimeError) as e:
     raise SystemExit(f"error: {e}") from None
 
 
@@ -56,10 +59,12 @@ class UNetRunner:
     packaged_model = bentoml.models.BentoModel(f"{MODEL_NAME}:latest")
 
     def __init__(self) -> None:
-        import torch  # here, not at the top: the API's workers import this module too
-
         self.settings = settings
-        self.gpu_available = torch.cuda.is_available()
+        self.gpu_available = False
+        if torch_available():  # here, not at the top: the API's workers import this module too
+            import torch
+
+            self.gpu_available = torch.cuda.is_available()
         self.engine = None  # nailseg.inference.engine.InferenceEngine
         self.info: StoredModelInfo | None = None
         self.tag: str | None = None
@@ -95,7 +100,7 @@ class UNetRunner:
         Requests in flight keep the engine they started with; the old one is freed when they finish.
         Returns the seconds it took.
         """
-        from nailseg.inference.engine import InferenceEngine
+        from nailseg.inference.start import engine_from_settings
         from nailseg.store.load import load_stored
 
         started = time.perf_counter()
@@ -103,8 +108,8 @@ class UNetRunner:
             loaded = load_stored(tag)
             info, tag = loaded.info, loaded.tag
             s = self.settings
-            engine = InferenceEngine.from_settings(loaded.model, info.preprocessing, s, loaded.openvino_dir,
-                                                  info.int8_gate, identity=(info.source_sha256, str(tag)))
+            engine = engine_from_settings(loaded.build_model, info.preprocessing, s, loaded.openvino_dir,
+                                          info.int8_gate, identity=(info.source_sha256, str(tag)))
             if s.health.startup_validation and not engine.check(dummy_inference=True):
                 raise RuntimeError(f"model {tag} failed its start-up validation (non-probability output)")
             if warm_up:

@@ -10,13 +10,10 @@ import torch
 from conftest import example_photos, randomised_model, require_bundled
 
 from nailseg.config import load_settings
-from nailseg.inference.backends import (
-    OpenVinoBackend,
-    TorchBackend,
-    openvino_available,
-    resolve_backend,
-)
+from nailseg.inference.backends import TorchBackend, openvino_backend
 from nailseg.inference.engine import InferenceEngine
+from nailseg.inference.hardware import openvino_available, resolve_backend
+from nailseg.inference.start import build_engine
 from nailseg.inference.normalize import to_tensor
 from nailseg.model.spec import Preprocessing
 from nailseg.store.quantize import nncf_available
@@ -29,7 +26,7 @@ CPU = torch.device("cpu")
 
 def engine(backend=None, batch_size=4, slots=2) -> InferenceEngine:
     backend = backend or TorchBackend(randomised_model(), CPU, "fp32")
-    return InferenceEngine(backend, PREP, CPU, batch_size=batch_size, slots=slots)
+    return build_engine(backend, PREP, CPU, batch_size=batch_size, slots=slots)
 
 
 def images(n: int, seed: int = 0) -> np.ndarray:
@@ -74,8 +71,8 @@ FLIP_BACKENDS = ["torch"] + (["openvino"] if openvino_available() else [])
 def test_test_time_flip_averages_the_photo_and_its_mirror(backend):
     model = randomised_model()
     plain = engine().infer
-    backend = TorchBackend(model, CPU, "fp32") if backend == "torch" else OpenVinoBackend(model, (32, 32), "fp32", None)
-    flip = InferenceEngine(backend, PREP, CPU, batch_size=4, slots=2, test_time_flip=True)
+    backend = TorchBackend(model, CPU, "fp32") if backend == "torch" else openvino_backend(model, (32, 32), "fp32", None)
+    flip = build_engine(backend, PREP, CPU, batch_size=4, slots=2, test_time_flip=True)
     x = images(6)  # two batches through the same buffers
     expected = (plain(x) + plain(x[:, :, ::-1].copy())[:, :, ::-1]) / 2
     np.testing.assert_allclose(flip.infer(x), expected, atol=1e-4)
@@ -86,10 +83,10 @@ def test_test_time_flip_averages_the_photo_and_its_mirror(backend):
 
 def test_pool_is_capped_by_max_pool_size():
     backend = TorchBackend(randomised_model(), CPU, "fp32")
-    e = InferenceEngine(backend, PREP, CPU, batch_size=4, slots=10, max_pool_bytes=3 * 4 * 32 * 32 * 19)
+    e = build_engine(backend, PREP, CPU, batch_size=4, slots=10, max_pool_bytes=3 * 4 * 32 * 32 * 19)
     assert e.slot_count == 3
     with pytest.raises(ValueError, match="max_pool_size_gb"):
-        InferenceEngine(backend, PREP, CPU, batch_size=4, max_pool_bytes=100)
+        build_engine(backend, PREP, CPU, batch_size=4, max_pool_bytes=100)
 
 
 def settings_for(backend: str, precision: str):
@@ -132,12 +129,12 @@ def test_int8_needs_the_openvino_cpu_path_and_its_imported_model():
         resolve_backend("torch", CPU, "int8")
     if openvino_available():
         with pytest.raises(ValueError, match="re-import the checkpoint"):
-            OpenVinoBackend(randomised_model(), (32, 32), "int8", None)
+            openvino_backend(randomised_model(), (32, 32), "int8", None)
 
 
 @pytest.mark.skipif(not openvino_available(), reason="openvino not installed")
 def test_openvino_matches_pytorch_on_a_random_model():
     model = randomised_model()
     x = images(5)
-    ov = engine(OpenVinoBackend(model, (32, 32), "fp32", None)).infer(x)
+    ov = engine(openvino_backend(model, (32, 32), "fp32", None)).infer(x)
     np.testing.assert_allclose(ov, engine().infer(x), atol=1e-4)

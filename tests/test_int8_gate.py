@@ -21,8 +21,9 @@ from conftest import EXAMPLES, ROOT, randomised_model, require_bundled, users_ch
 from nailseg.config import load_settings
 from nailseg.inference import hardware, trial
 from nailseg.inference.agreement import Agreement
-from nailseg.inference.backends import GATE_PHOTOS, INT8_FAILED_XML, INT8_XML, openvino_available
-from nailseg.inference.engine import InferenceEngine
+from nailseg.inference.hardware import openvino_available
+from nailseg.inference.ir import GATE_PHOTOS, INT8_FAILED_XML, INT8_XML
+from nailseg.inference.start import engine_from_settings
 from nailseg.inference.precision import resolve_precision
 from nailseg.model.checkpoint import read_checkpoint
 from nailseg.model.spec import Int8Gate, Preprocessing
@@ -101,21 +102,21 @@ def no_trial(monkeypatch):
 def test_no_trial_where_int8_is_no_candidate(cpu, no_trial, tmp_path, backend, gate, why):
     (tmp_path / INT8_XML).touch()
     cpu()  # AVX2 only
-    choice, compiled = trial.auto_cpu(None, None, tmp_path, gate, backend=backend, batch_size=8,
+    choice, compiled = trial.auto_cpu(None, tmp_path, gate, backend=backend, batch_size=8,
                                       cache_dir=tmp_path, identity=("sha", "unet:a"))
     assert choice.precision == "fp32" and why in choice.reason and compiled is None
     assert choice.reason.startswith("auto: CPU has no bf16 (AVX512-BF16/AMX); not int8: ")
     cpu("avx512_bf16")  # bf16 as before where int8 is not a candidate
-    choice, _ = trial.auto_cpu(None, None, tmp_path, gate, backend=backend, batch_size=8, identity=("sha", "unet:a"))
+    choice, _ = trial.auto_cpu(None, tmp_path, gate, backend=backend, batch_size=8, identity=("sha", "unet:a"))
     assert choice.precision == "bf16" and choice.reason.startswith("auto: CPU has avx512_bf16; not int8: ")
     assert not list(tmp_path.glob("*.json"))  # nothing measured, nothing cached
 
 
 def test_no_trial_without_the_int8_ir_or_any_ir(cpu, no_trial, tmp_path):
     cpu()
-    choice, _ = trial.auto_cpu(None, None, tmp_path, PASSED, batch_size=8)
+    choice, _ = trial.auto_cpu(None, tmp_path, PASSED, batch_size=8)
     assert choice.precision == "fp32" and f"no {INT8_XML}" in choice.reason
-    choice, _ = trial.auto_cpu(None, None, None, PASSED, batch_size=8)
+    choice, _ = trial.auto_cpu(None, None, PASSED, batch_size=8)
     assert choice.precision == "fp32" and "has no OpenVINO IR" in choice.reason
 
 
@@ -124,7 +125,7 @@ def fake_trial(monkeypatch):
     """A start-up trial that measures nothing: returns int8 and counts its runs."""
     runs = []
 
-    def run(model, prep, ir_dir, gate, batch_size):
+    def run(prep, ir_dir, gate, batch_size):
         runs.append(batch_size)
         return trial.Verdict(precision="int8", reason="auto: int8: measured", batch_size=batch_size,
                              speeds=speeds(int8=(2, 2), fp32=(1, 1)), trial_seconds=0.1,
@@ -139,7 +140,7 @@ def test_the_verdict_is_cached_per_model_cpu_and_batch_size(cpu, fake_trial, tmp
     cache = tmp_path / "cache"
 
     def choose(identity=("sha-a", "unet:a"), batch_size=8):
-        return trial.auto_cpu(None, None, tmp_path, PASSED, batch_size=batch_size, cache_dir=cache, identity=identity)
+        return trial.auto_cpu(None, tmp_path, PASSED, batch_size=batch_size, cache_dir=cache, identity=identity)
 
     cpu("avx512_vnni")
     choice, compiled = choose()
@@ -166,17 +167,17 @@ def test_a_cache_that_cannot_be_written_or_read_only_costs_a_new_trial(cpu, fake
     cpu()
     with caplog.at_level(logging.WARNING, logger="nailseg.inference.trial"):
         for _ in range(2):  # a read-only store or home: serves, logs, measures again next time
-            choice, _ = trial.auto_cpu(None, None, tmp_path, PASSED, batch_size=8, cache_dir=tmp_path / "a-file" / "x",
+            choice, _ = trial.auto_cpu(None, tmp_path, PASSED, batch_size=8, cache_dir=tmp_path / "a-file" / "x",
                                        identity=("sha", "unet:a"))
             assert choice.precision == "int8"
     assert len(fake_trial) == 2 and "cannot cache the precision verdict" in caplog.text
     cache = tmp_path / "cache"
-    trial.auto_cpu(None, None, tmp_path, PASSED, batch_size=8, cache_dir=cache, identity=("sha", "unet:a"))
+    trial.auto_cpu(None, tmp_path, PASSED, batch_size=8, cache_dir=cache, identity=("sha", "unet:a"))
     (cached,) = cache.glob("*.json")
     for garbage in ("{not json", '{"key": 1}', json.dumps({"key": json.loads(cached.read_text())["key"],
                                                            "verdict": {"precision": "fp64"}})):
         cached.write_text(garbage)
-        choice, _ = trial.auto_cpu(None, None, tmp_path, PASSED, batch_size=8, cache_dir=cache,
+        choice, _ = trial.auto_cpu(None, tmp_path, PASSED, batch_size=8, cache_dir=cache,
                                    identity=("sha", "unet:a"))
         assert choice.precision == "int8" and "cached" not in choice.reason
     assert len(fake_trial) == 6
@@ -186,8 +187,8 @@ def test_forced_precisions_run_no_trial(no_trial):
     model = randomised_model()
     settings = load_settings(environ={"UNET_MODEL_DEVICE": "cpu"})
     for precision in ["fp32", "bf16"]:
-        e = InferenceEngine.from_settings(model, Preprocessing(image_size=(32, 32)),
-                                          settings.with_inference(precision=precision))
+        e = engine_from_settings(model, Preprocessing(image_size=(32, 32)),
+                                 settings.with_inference(precision=precision))
         assert e.precision == precision and e.precision_reason == f"{precision}: set in config"
 
 
@@ -236,9 +237,9 @@ def test_import_rejects_a_model_that_quantizes_badly_and_forced_int8_still_serve
     cpu("avx512_vnni")  # even where int8 would pay, auto keeps to fp32; a forced int8 gets the failed model
     prep = ckpt.preprocessing.model_copy(update={"image_size": (64, 64)})
     settings = load_settings(environ={"UNET_MODEL_DEVICE": "cpu"})
-    auto = InferenceEngine.from_settings(model, prep, settings, ir_dir, gate)
+    auto = engine_from_settings(model, prep, settings, ir_dir, gate)
     assert auto.precision == "fp32" and "failed the int8 gate" in auto.precision_reason
-    forced = InferenceEngine.from_settings(model, prep, settings.with_inference(precision="int8"), ir_dir, gate)
+    forced = engine_from_settings(model, prep, settings.with_inference(precision="int8"), ir_dir, gate)
     assert forced.precision == "int8" and forced.backend.name == "openvino"
     assert forced.infer(np.zeros((1, 64, 64, 3), np.uint8)).shape == (1, 64, 64)
 
@@ -249,7 +250,7 @@ def test_import_rejects_a_model_that_quantizes_badly_and_forced_int8_still_serve
     shutil.copytree(ir_dir, elsewhere)
     for suffix in (".xml", ".bin"):
         (elsewhere / INT8_FAILED_XML).with_suffix(suffix).rename((elsewhere / INT8_XML).with_suffix(suffix))
-    auto = InferenceEngine.from_settings(model, prep, settings, elsewhere, gate.model_copy(update={"passed": True}))
+    auto = engine_from_settings(model, prep, settings, elsewhere, gate.model_copy(update={"passed": True}))
     assert auto.precision == "fp32"
     assert "not int8: on this CPU it disagrees with fp32 (IoU 0.0" in auto.precision_reason
     assert "on 4 gate inputs" in auto.precision_reason and "img/s at batch 1/8" in auto.precision_reason
@@ -271,7 +272,7 @@ def test_auto_decides_on_this_cpu_from_what_it_measures_and_caches_it(bundled_st
     ckpt = read_checkpoint(require_bundled())
     settings = load_settings(environ={"UNET_MODEL_DEVICE": "cpu",
                                       "UNET_INFERENCE_PRECISION_CACHE_DIR": str(tmp_path / "cache")})
-    first = InferenceEngine.from_settings(ckpt.build_model(), ckpt.preprocessing, settings, ir_dir, gate,
+    first = engine_from_settings(ckpt.build_model(), ckpt.preprocessing, settings, ir_dir, gate,
                                           identity=(ckpt.sha256, "unet:test"))
     (cached,) = (tmp_path / "cache").glob("*.json")
     verdict = trial.Verdict.model_validate(json.loads(cached.read_text())["verdict"])
@@ -289,7 +290,7 @@ def test_auto_decides_on_this_cpu_from_what_it_measures_and_caches_it(bundled_st
     assert first.infer(np.zeros((3, *ckpt.preprocessing.image_size, 3), np.uint8)).shape[0] == 3
 
     monkeypatch.setattr(trial, "run_trial", None)  # a restart: the cached verdict, no trial
-    again = InferenceEngine.from_settings(ckpt.build_model(), ckpt.preprocessing, settings, ir_dir, gate,
+    again = engine_from_settings(ckpt.build_model(), ckpt.preprocessing, settings, ir_dir, gate,
                                           identity=(ckpt.sha256, "unet:test"))
     assert again.precision == first.precision and again.backend.name == "openvino"
     assert again.precision_reason == f"{verdict.reason}; cached verdict, measured {verdict.measured_at}"
@@ -303,7 +304,7 @@ def test_a_model_imported_before_gate_photos_were_kept_still_loads(bundled_store
     (old / GATE_PHOTOS).unlink()
     ckpt = read_checkpoint(require_bundled())
     settings = load_settings(environ={"UNET_MODEL_DEVICE": "cpu"})
-    e = InferenceEngine.from_settings(ckpt.build_model(), ckpt.preprocessing, settings, old, gate)
+    e = engine_from_settings(ckpt.build_model(), ckpt.preprocessing, settings, old, gate)
     assert e.precision in ("int8", "bf16", "fp32") and "not checked on this CPU" in e.precision_reason
     assert "img/s at batch 1/8" in e.precision_reason
     assert e.infer(np.zeros((1, *ckpt.preprocessing.image_size, 3), np.uint8)).shape[0] == 1

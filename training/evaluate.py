@@ -26,8 +26,10 @@ from pydantic import BaseModel
 from nailseg.client.cli import mask_png
 from nailseg.config import Settings, load_settings
 from nailseg.images import pipeline
+from nailseg.inference.backends import export_openvino
 from nailseg.inference.engine import InferenceEngine
 from nailseg.inference.hardware import resolve_device
+from nailseg.inference.start import engine_from_settings
 from nailseg.model.checkpoint import CheckpointError, read_checkpoint
 from nailseg.store.importer import preprocessing_for
 from nailseg.store.quantize import (
@@ -55,12 +57,13 @@ def engine_for(checkpoint: Path, settings: Settings) -> InferenceEngine:
     prep, _ = preprocessing_for(ckpt, settings)
     model = ckpt.build_model()
     precision = settings.inference.precision
-    on_cpu = resolve_device(settings.model.device, settings.model.fallback_to_cpu).type == "cpu"
+    on_cpu = resolve_device(settings.model.device, settings.model.fallback_to_cpu) == "cpu"
     if not (nncf_available() and (precision == "int8" or (precision == "auto" and on_cpu))):
-        return InferenceEngine.from_settings(model, prep, settings)
+        return engine_from_settings(model, prep, settings)
     with tempfile.TemporaryDirectory(prefix="nailseg-int8-") as ir_dir:  # compiled at once, then not read again
         gate = export_gated_int8(model, prep, DEFAULT_CALIBRATION, Path(ir_dir))
-        return InferenceEngine.from_settings(model, prep, settings, Path(ir_dir), gate)
+        export_openvino(model, prep.image_size, Path(ir_dir))  # the fp32 IR beside it, as in a store entry
+        return engine_from_settings(model, prep, settings, Path(ir_dir), gate)
 
 
 def predict_mask(engine: InferenceEngine, raw: bytes, threshold: float, max_pixels: int) -> np.ndarray:

@@ -1,11 +1,15 @@
-"""The inference engine: a model on a device plus reusable, preallocated buffers.
+"""The inference engine: a model on a device plus reusable, preallocated buffers (no torch here).
 
 Input is a batch of uint8 RGB images at the model's size (N, H, W, 3); output is the
 probability map (N, H, W) float32 (with ``test_time_flip``, the mean of the photo's and its mirror
 image's maps: twice the model time, test Dice 0.883 -> 0.892 with the bundled model). Buffers are
-allocated once for the largest batch and reused: on CUDA, pinned host staging buffers with
-non-blocking copies into device buffers. Several buffer sets ("slots") let that many batches run
-at once; each call takes one.
+allocated once for the largest batch and reused. Several buffer sets ("slots") let that many batches
+run at once; each call takes one.
+
+This is what every engine shares (slots, batching, warm-up, health check, utilisation); a subclass
+owns its buffers and runs one batch: ``openvino_engine.OpenVinoEngine`` (numpy buffers, no torch: the CPU
+path) and ``torch_engine.TorchEngine`` (torch buffers, pinned with CUDA streams on a GPU). ``start.py``
+builds the one the settings ask for.
 """
 
 from __future__ import annotations
@@ -15,43 +19,20 @@ import logging
 import queue
 import threading
 import time
-from dataclasses import dataclass
-from pathlib import Path
+from typing import Any
 
 import numpy as np
-import torch
 
-from nailseg.config import Settings
 from nailseg.images.resize import resize_to_model
-from nailseg.inference.backends import (
-    OpenVinoBackend,
-    Session,
-    TorchBackend,
-    resolve_backend,
-)
-from nailseg.inference import trial
-from nailseg.inference.hardware import resolve_device
-from nailseg.inference.normalize import normalize_into
-from nailseg.inference.precision import resolve_precision
-from nailseg.model.spec import Int8Gate, Preprocessing
-from nailseg.model.unet import AttentionUNet
+from nailseg.model.spec import Preprocessing
 
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class _Slot:
-    host_in: torch.Tensor  # (B, H, W, 3) uint8, pinned on CUDA
-    dev_in: torch.Tensor  # (B, 3, H, W) float32 on the device (channels_last for PyTorch)
-    host_out: torch.Tensor  # (B, H, W) float32, pinned on CUDA
-    stream: torch.cuda.Stream | None
-    session: Session
-
-
 class InferenceEngine:
-    def __init__(self, backend: TorchBackend | OpenVinoBackend, prep: Preprocessing, device: torch.device, *,
-                 batch_size: int, slots: int = 1, max_pool_bytes: float = 4 * 2**30, device_pools: bool = True,
-                 test_time_flip: bool = False, precision_reason: str | None = None):
+    def __init__(self, backend: Any, prep: Preprocessing, device: Any, *, batch_size: int, slots: int = 1,
+                 max_pool_bytes: float = 4 * 2**30, test_time_flip: bool = False,
+                 precision_reason: str | None = None):
         self.backend = backend
         self.test_time_flip = test_time_flip
         self.device = device
@@ -69,18 +50,9 @@ class InferenceEngine:
             log.warning("memory.max_pool_size_gb fits %d of %d buffer sets; using %d", fit, slots, fit)
         self.slot_count = min(slots, fit)
         self.pool_bytes = self.slot_count * per_slot
-        self._free: queue.SimpleQueue[_Slot] = queue.SimpleQueue()
-        cuda = device.type == "cuda"
-        layout = torch.channels_last if backend.channels_last else torch.contiguous_format
+        self._free: queue.SimpleQueue = queue.SimpleQueue()
         for _ in range(self.slot_count):
-            self._free.put(_Slot(
-                host_in=torch.empty((batch_size, h, w, 3), dtype=torch.uint8, pin_memory=cuda),
-                dev_in=torch.empty((batch_size, 3, h, w), dtype=torch.float32,
-                                   device=device if device_pools else "cpu").to(memory_format=layout),
-                host_out=torch.empty((batch_size, h, w), dtype=torch.float32, pin_memory=cuda),
-                stream=torch.cuda.Stream(device) if cuda else None,
-                session=backend.session(),
-            ))
+            self._free.put(self._new_slot())
         self._lock = threading.Lock()
         self._in_flight = 0
         self.peak_in_flight = 0
@@ -89,35 +61,13 @@ class InferenceEngine:
         self.last_check: float | None = None
         self.last_check_ok: bool | None = None
 
-    @classmethod
-    def from_settings(cls, model: AttentionUNet, prep: Preprocessing, settings: Settings,
-                      openvino_dir: Path | None = None, int8_gate: Int8Gate | None = None, *,
-                      identity: tuple[str, str] | None = None) -> InferenceEngine:
-        """An engine on the configured device, backend and precision, with the configured buffers.
+    def _new_slot(self) -> Any:
+        """One buffer set for ``batch_size`` images, with its own backend session."""
+        raise NotImplementedError
 
-        ``openvino_dir`` holds the IRs exported at import time (else the fp32 one is exported now);
-        ``int8_gate`` is the import's int8 gate result, which ``precision: auto`` needs to consider int8
-        (the start-up trial then decides on this CPU: trial.py). ``identity``, the model's (sha256, store
-        tag), lets the trial cache its verdict.
-        """
-        s = settings
-        device = resolve_device(s.model.device, s.model.fallback_to_cpu)
-        backend = None  # or the one the start-up trial compiled
-        if (s.inference.precision == "auto" and device.type == "cpu"
-                and resolve_backend(s.inference.backend, device) == "openvino"):
-            choice, backend = trial.auto_cpu(model, prep, openvino_dir, int8_gate, backend=s.inference.backend,
-                                             batch_size=s.inference.batch_size,
-                                             cache_dir=s.inference.precision_cache_dir, identity=identity)
-        else:
-            choice = resolve_precision(s.inference.precision, device, backend=s.inference.backend, int8_gate=int8_gate)
-        if backend is None:
-            if resolve_backend(s.inference.backend, device, choice.precision) == "openvino":
-                backend = OpenVinoBackend(model, prep.image_size, choice.precision, openvino_dir)
-            else:
-                backend = TorchBackend(model, device, choice.precision)
-        return cls(backend, prep, device, batch_size=s.inference.batch_size, slots=s.memory.pool_size_multiplier,
-                   max_pool_bytes=s.memory.max_pool_size_gb * 2**30, device_pools=s.memory.enable_gpu_pools,
-                   test_time_flip=s.inference.test_time_flip, precision_reason=choice.reason)
+    def _run(self, slot: Any, chunk: np.ndarray) -> np.ndarray:
+        """One batch (at most ``batch_size``) of uint8 images -> its (n, H, W) float32 probabilities."""
+        raise NotImplementedError
 
     @property
     def mode(self) -> str:
@@ -157,24 +107,6 @@ class InferenceEngine:
                 self.batches += 1
                 self.images += n
             self._free.put(slot)
-
-    @torch.inference_mode()
-    def _run(self, slot: _Slot, chunk: np.ndarray) -> np.ndarray:
-        n = len(chunk)
-        slot.host_in[:n].numpy()[...] = chunk  # host buffers are CPU tensors (pinned on CUDA)
-        stream_ctx = torch.cuda.stream(slot.stream) if slot.stream is not None else contextlib.nullcontext()
-        with stream_ctx:
-            dev_u8 = slot.host_in[:n].to(slot.dev_in.device, non_blocking=True)
-            x = normalize_into(slot.dev_in[:n], dev_u8, self.prep)
-            if x.device != self.device:
-                x = x.to(self.device, non_blocking=True)
-            prob = torch.sigmoid(slot.session(x)[:, 0])  # a new tensor: the session's output is reused
-            if self.test_time_flip:  # the mirrored photo too, its answer mirrored back, the two averaged
-                prob = (prob + torch.sigmoid(slot.session(x.flip(3))[:, 0]).flip(2)) / 2
-            slot.host_out[:n].copy_(prob, non_blocking=True)
-        if slot.stream is not None:
-            slot.stream.synchronize()
-        return slot.host_out[:n].numpy()
 
     def warm_up(self) -> None:
         """Run every batch size once so the first real request pays no first-call costs."""

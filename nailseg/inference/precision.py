@@ -14,10 +14,8 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
-from nailseg.inference.backends import INT8_XML, openvino_available
-from nailseg.inference.hardware import cpu_bf16_flags
+from nailseg.inference.hardware import cpu_bf16_flags, openvino_available
+from nailseg.inference.ir import INT8_XML
 from nailseg.model.spec import Int8Gate
 
 log = logging.getLogger(__name__)
@@ -29,18 +27,22 @@ class PrecisionChoice:
     reason: str
 
 
-def resolve_precision(requested: str, device: torch.device, *, backend: str = "auto",
+def resolve_precision(requested: str, device: str, *, backend: str = "auto",
                       int8_gate: Int8Gate | None = None) -> PrecisionChoice:
-    """``requested`` is inference.precision, ``backend`` inference.backend; ``int8_gate`` the model's gate result."""
+    """``requested`` is inference.precision, ``device`` ``cpu`` or ``cuda``, ``backend`` inference.backend;
+    ``int8_gate`` the model's gate result."""
+    device = getattr(device, "type", device)  # a torch.device too
     if requested != "auto":
-        if requested == "fp16" and device.type == "cpu":
+        if requested == "fp16" and device == "cpu":
             raise ValueError("precision fp16 is for CUDA; use bf16, int8 or fp32 on CPU")
         if requested == "int8" and int8_gate is not None and not int8_gate.passed:
             reason = f"int8: set in config, although the model failed the int8 gate ({int8_gate.summary()})"
             log.warning("%s: its masks may differ from fp32's; precision auto or fp32 avoid it", reason)
             return PrecisionChoice("int8", reason)
         return PrecisionChoice(requested, f"{requested}: set in config")
-    if device.type == "cuda":
+    if device == "cuda":
+        import torch  # the GPU path has it (hardware.resolve_device)
+
         if torch.cuda.is_bf16_supported():
             return PrecisionChoice("bf16", "auto: GPU supports bf16")
         return PrecisionChoice("fp16", "auto: GPU without bf16")

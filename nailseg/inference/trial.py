@@ -35,16 +35,15 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 from pydantic import BaseModel, ValidationError
 
 from nailseg.inference import hardware
 from nailseg.inference.agreement import Agreement, agreement, gate_views
-from nailseg.inference.backends import GATE_PHOTOS, OpenVinoBackend
-from nailseg.inference.normalize import to_tensor
+from nailseg.inference.ir import GATE_PHOTOS
+from nailseg.inference.normalize_np import to_array
+from nailseg.inference.openvino_session import OpenVinoBackend
 from nailseg.inference.precision import PrecisionChoice, float_choice, why_not_int8
 from nailseg.model.spec import Int8Gate, Preprocessing
-from nailseg.model.unet import AttentionUNet
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +78,7 @@ class Verdict(BaseModel):
     measured_at: str  # UTC, ISO 8601
 
 
-def auto_cpu(model: AttentionUNet, prep: Preprocessing, ir_dir: Path | None, gate: Int8Gate | None, *,
+def auto_cpu(prep: Preprocessing, ir_dir: Path | None, gate: Int8Gate | None, *,
              backend: str = "auto", batch_size: int, cache_dir: Path | None = None,
              identity: tuple[str, str] | None = None) -> tuple[PrecisionChoice, OpenVinoBackend | None]:
     """``precision: auto`` on a CPU: the choice, and the OpenVINO backend the trial compiled for it (None where
@@ -99,22 +98,22 @@ def auto_cpu(model: AttentionUNet, prep: Preprocessing, ir_dir: Path | None, gat
                      (time.perf_counter() - started) * 1000)
             reason = f"{cached.reason}; cached verdict, measured {cached.measured_at}"
             return PrecisionChoice(cached.precision, reason), None
-    verdict, backends = run_trial(model, prep, ir_dir, gate, batch_size)
+    verdict, backends = run_trial(prep, ir_dir, gate, batch_size)
     log.info("precision trial on %s: %s", hardware.cpu_model(), verdict.reason)
     if path is not None:
         write_verdict(path, key, verdict)
     return PrecisionChoice(verdict.precision, verdict.reason), backends[verdict.precision]
 
 
-def run_trial(model: AttentionUNet, prep: Preprocessing, ir_dir: Path, gate: Int8Gate, batch_size: int,
+def run_trial(prep: Preprocessing, ir_dir: Path, gate: Int8Gate, batch_size: int,
               rounds: int = ROUNDS) -> tuple[Verdict, dict[str, OpenVinoBackend]]:
-    """Compile every candidate as it would be served, check int8 against fp32 on the gate photos, time them all."""
+    """Compile every candidate's IR as it would be served (no torch), check int8 against fp32 on the gate photos, time them all."""
     started = time.perf_counter()
     photos = load_gate_photos(ir_dir, prep)
     views = gate_views(photos) if photos is not None else synthetic_images(prep, batch_size)
     floats = ["fp32"] + (["bf16"] if hardware.cpu_bf16_flags() else [])
-    backends = {p: OpenVinoBackend(model, prep.image_size, p, ir_dir) for p in ["int8", *floats]}
-    probs, speeds = measure(backends, to_tensor(views, prep), batch_size, rounds)
+    backends = {p: OpenVinoBackend.from_ir(ir_dir, p) for p in ["int8", *floats]}
+    probs, speeds = measure(backends, to_array(views, prep), batch_size, rounds)
     agreed = agreement(probs["fp32"], probs["int8"], gate.threshold) if photos is not None else None
     precision, reason = decide(speeds, agreed, gate, floats, batch_size)
     seconds = time.perf_counter() - started
@@ -126,7 +125,7 @@ def run_trial(model: AttentionUNet, prep: Preprocessing, ir_dir: Path, gate: Int
     return verdict, backends
 
 
-def measure(backends: dict[str, OpenVinoBackend], x: torch.Tensor, batch_size: int,
+def measure(backends: dict[str, OpenVinoBackend], x: np.ndarray, batch_size: int,
             rounds: int = ROUNDS) -> tuple[dict[str, np.ndarray], dict[str, Speed]]:
     """Each backend's probabilities for ``x`` (N, 3, H, W), run in the runner's batches (which also pays each
     one's first calls; a later full batch is its first timed call), then its best time at batch 1 and at
@@ -134,14 +133,14 @@ def measure(backends: dict[str, OpenVinoBackend], x: torch.Tensor, batch_size: i
     path clearly slower than another float path drops out, and the rounds stop once int8 and the fastest
     float path are ``DECISIVE`` apart (at most ``rounds`` rounds, at least one)."""
     sessions = {p: b.session() for p, b in backends.items()}
-    x_1, x_n = x[:1].contiguous(), x[torch.arange(batch_size) % len(x)].contiguous()
+    x_1, x_n = np.ascontiguousarray(x[:1]), x[np.arange(batch_size) % len(x)]
     best = {p: [math.inf, math.inf] for p in sessions}
     probs = {}
     for p, run in sessions.items():
         logits = []
         for i in range(0, len(x), batch_size):
             t = time.perf_counter()
-            logits.append(run(x[i:i + batch_size]).numpy().copy())  # the session reuses its output
+            logits.append(run(x[i:i + batch_size]).copy())  # the session reuses its output
             if i > 0 and len(x) - i >= batch_size:
                 best[p][1] = min(best[p][1], time.perf_counter() - t)
         probs[p] = 1 / (1 + np.exp(-np.concatenate(logits).astype(np.float64)))

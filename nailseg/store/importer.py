@@ -16,11 +16,9 @@ import torch
 from safetensors.torch import save_file
 
 from nailseg.config import Settings
-from nailseg.inference.backends import (
-    OPENVINO_DIR,
-    export_openvino,
-    openvino_available,
-)
+from nailseg.inference.backends import export_openvino
+from nailseg.inference.hardware import openvino_available
+from nailseg.inference.ir import OPENVINO_DIR
 from nailseg.model.checkpoint import Checkpoint, CheckpointError
 from nailseg.model.spec import Int8Gate, Preprocessing, StoredModelInfo
 from nailseg.model.unet import AttentionUNet, parameter_count

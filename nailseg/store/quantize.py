@@ -28,12 +28,8 @@ import numpy as np
 
 from nailseg.images import pipeline
 from nailseg.inference.agreement import agreement, gate_views
-from nailseg.inference.backends import (
-    GATE_PHOTOS,
-    INT8_FAILED_XML,
-    INT8_XML,
-    convert_to_openvino,
-)
+from nailseg.inference.backends import convert_to_openvino
+from nailseg.inference.ir import GATE_PHOTOS, INT8_FAILED_XML, INT8_XML
 from nailseg.inference.normalize import to_tensor
 from nailseg.model.spec import (
     GATE_MAX_PROB_DIFF,
