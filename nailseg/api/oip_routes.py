@@ -1,4 +1,5 @@
-"""The Open Inference Protocol's routes (KServe v2 REST): a Starlette app that service.py mounts at /v2.
+"""The Open Inference Protocol's handlers (KServe v2 REST), served by a Starlette app mounted at /v2
+(nailseg/api/endpoints.py binds them to their routes); each is given its collaborators.
 
 Their paths are in the route table (nailseg/api/routes.py); the codec is nailseg/api/oip.py. The guard
 reads and parses an infer body once (``parse_infer``), so its keys, limits and metrics are the rest of the
@@ -11,20 +12,17 @@ from __future__ import annotations
 
 import asyncio
 
-import bentoml
 import numpy as np
-from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from nailseg import metrics
 from nailseg.api import debug_outputs, oip
-from nailseg.api.guard import started
 from nailseg.api.guard.asgi import Scope, header
-from nailseg.api.guard.validation import InvalidBody, validated_request
+from nailseg.api.deps import Call, Deps
+from nailseg.api.guard.validation import InvalidBody
 from nailseg.api.openapi import project_version
-from nailseg.api.routes import MODEL, OIP_PREFIX, ROUTES
+from nailseg.api.routes import MODEL
 from nailseg.errors import ApiError, ErrorCode
 from nailseg.images import pipeline, postprocess
 from nailseg.images.codec import encode_png
@@ -53,14 +51,14 @@ def _json(body, status: int = 200) -> Response:
     return Response(oip.orjson.dumps(body), status_code=status, media_type="application/json")
 
 
-def _error(message: str, status: int) -> Response:
+def error(message: str, status: int) -> Response:
+    """The protocol's error answer."""
     return Response(oip.error_body(message), status_code=status, media_type="application/json")
 
 
-async def _served_version(request: Request) -> str:
+async def _served_version(deps: Deps, request: Request) -> str:
     """The served store entry's version; 404 (the protocol's error) for another one asked for by path."""
-    svc = bentoml.get_current_service()
-    status = await svc.runner_client.model_status()
+    status = await deps.runner_client.model_status()
     served = status.model_tag.split(":", 1)[-1]
     asked = request.path_params.get("version")
     if asked is not None and asked != served:
@@ -68,101 +66,69 @@ async def _served_version(request: Request) -> str:
     return served
 
 
-async def server_metadata(request: Request) -> Response:
+async def server_metadata(deps: Deps, request: Request) -> Response:
     return _json(oip.server_metadata(SERVER_NAME, project_version()))
 
 
-async def live(request: Request) -> Response:
-    alive = await bentoml.get_current_service().__is_alive__()
+async def live(deps: Deps, request: Request) -> Response:
+    alive = deps.alive()
     return _json(oip.live_body(alive), 200 if alive else 503)
 
 
-async def _ready() -> bool:
-    svc = bentoml.get_current_service()
-    if not await svc.__is_ready__():
-        return False
-    try:
-        await svc.runner_client.model_status()
-    except ApiError:
-        return False
-    return True
-
-
-async def ready(request: Request) -> Response:
-    ok = await _ready()
+async def ready(deps: Deps, request: Request) -> Response:
+    ok = await deps.model_ready()
     return _json(oip.ready_body(ok), 200 if ok else 503)
 
 
-async def model_metadata(request: Request) -> Response:
-    svc = bentoml.get_current_service()
-    served = await _served_version(request)
-    size = tuple(svc.runner_client.status.model.preprocessing.image_size)
+async def model_metadata(deps: Deps, request: Request) -> Response:
+    served = await _served_version(deps, request)
+    size = tuple(deps.runner_client.status.model.preprocessing.image_size)
     return _json(oip.model_metadata(MODEL, [served], PLATFORM, model_size=size,
-                                    max_batch_images=svc.settings.limits.max_batch_images))
+                                    max_batch_images=deps.settings.limits.max_batch_images))
 
 
-async def model_ready(request: Request) -> Response:
-    await _served_version(request)
-    ok = await _ready()
+async def model_ready(deps: Deps, request: Request) -> Response:
+    await _served_version(deps, request)
+    ok = await deps.model_ready()
     return _json(oip.model_ready_body(MODEL, ok), 200 if ok else 503)
 
 
-async def model_config(request: Request) -> Response:
-    svc = bentoml.get_current_service()
-    await _served_version(request)
-    size = tuple(svc.runner_client.status.model.preprocessing.image_size)
-    return _json(oip.model_config(MODEL, PLATFORM, max_batch_images=svc.settings.limits.max_batch_images,
+async def model_config(deps: Deps, request: Request) -> Response:
+    await _served_version(deps, request)
+    size = tuple(deps.runner_client.status.model.preprocessing.image_size)
+    return _json(oip.model_config(MODEL, PLATFORM, max_batch_images=deps.settings.limits.max_batch_images,
                                   model_size=size))
 
 
-async def infer(request: Request) -> Response:
-    svc = bentoml.get_current_service()
-    served = await _served_version(request)
-    req: oip.InferRequest = validated_request(request.scope)
-    work = svc.work
-    cut = req.threshold if req.threshold is not None else svc.settings.inference.threshold
-    prep = svc.runner_client.status.model.preprocessing
-    if req.images is not None:
+async def infer(deps: Deps, http: Request, request: oip.InferRequest, call: Call) -> Response:
+    served = await _served_version(deps, http)
+    work = deps.segmenter
+    cut = request.threshold if request.threshold is not None else deps.settings.inference.threshold
+    prep = deps.runner_client.status.model.preprocessing
+    if request.images is not None:
         with metrics.get().timed("decode"):
-            prepared = await asyncio.to_thread(pipeline.prepare_many, req.images, prep,
-                                               svc.settings.limits.max_image_pixels, svc.settings.limits.max_batch_pixels)
+            prepared = await asyncio.to_thread(pipeline.prepare_many, request.images, prep,
+                                               deps.settings.limits.max_image_pixels, deps.settings.limits.max_batch_pixels)
         bad = next(((i, p) for i, p in enumerate(prepared) if isinstance(p, ApiError)), None)
         if bad is not None:
             raise ApiError(bad[1].code, f"image {bad[0]}: {bad[1].message}")
     else:
         prepared = [pipeline.PreparedImage(size=px.shape[:2], model_input=resize_to_model(px, prep.image_size), raw=b"")
-                    for px in req.pixels]
+                    for px in request.pixels]
     probs = await work.infer(prepared)
     debug_outputs.keep(prepared, probs, cut, indexes=range(len(prepared)))  # photos only: pixels have none
 
     def outputs():
         masks = [pipeline.mask_for(p, prob, cut)[1] for p, prob in zip(prepared, probs)]
-        if req.images is not None:
+        if request.images is not None:
             mask = [encode_png(m) for m in masks]
         else:
             mask = np.stack(masks) // 255
-        counts = [len(postprocess.contours(m)) for m in masks] if req.wants(oip.NAIL_COUNT) else None
-        probability = np.stack(probs) if req.wants(oip.PROBABILITY) else None
-        return oip.encode_infer_response(req, model_name=MODEL, model_version=served, mask=mask,
+        counts = [len(postprocess.contours(m)) for m in masks] if request.wants(oip.NAIL_COUNT) else None
+        probability = np.stack(probs) if request.wants(oip.PROBABILITY) else None
+        return oip.encode_infer_response(request, model_name=MODEL, model_version=served, mask=mask,
                                          probability=probability, nail_count=counts)
 
     answer = await work.encode(outputs)
-    work.done(request.headers.get("x-request-id", ""), "v2-infer", started(request.scope), req.count)
+    work.done(call.request_id, "v2-infer", call.started, request.count)
     return Response(answer.body, headers=answer.headers)
-
-
-async def _api_error(request: Request, exc: ApiError) -> Response:
-    return _error(exc.message, exc.code.status)
-
-
-_HANDLERS = {
-    "v2": server_metadata, "v2-live": live, "v2-ready": ready, "v2-model": model_metadata,
-    "v2-model-version": model_metadata, "v2-model-ready": model_ready, "v2-model-version-ready": model_ready,
-    "v2-model-config": model_config, "v2-model-version-config": model_config, "v2-infer": infer,
-    "v2-model-version-infer": infer,
-}
-oip_app = Starlette(
-    routes=[Route(ROUTES[name].path.removeprefix(OIP_PREFIX) or "/", handler, methods=[ROUTES[name].method])
-            for name, handler in _HANDLERS.items()],
-    exception_handlers={ApiError: _api_error},
-)

@@ -1,8 +1,9 @@
 """The route table: every endpoint of the API, declared once.
 
 The guard (keys, limits, body validation), the metrics, the OpenAPI additions and the demo page read
-it; service.py declares each handler with ``route=ROUTES[name].path``. Adding an endpoint is one entry
-here plus its handler (tests/test_routes.py checks that every entry is served, documented and counted).
+it; nailseg/api/endpoints.py binds each entry to its handler. Adding an endpoint is one entry here plus
+its typed handler bound there (tests/test_routes.py checks that every entry is served, documented and
+counted; tests/test_endpoints.py that each handler takes its route's model).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
+from nailseg.api.oip import InferRequest
 from nailseg.api.schemas import (
     DebugConfigResponse,
     DebugOutputsResponse,
@@ -64,6 +66,11 @@ class Route:
     template: str | None = None  # the full path, {parameters} included, where it is not PREFIX/name
     protocol: Literal["unet", "oip"] = "unet"  # whose error shape: ours, or the protocol's {"error": "..."}
     infer: bool = False  # an Open Inference Protocol infer body, parsed and checked by the guard
+
+    @property
+    def model(self) -> type | None:
+        """What the guard validates and the handler is given: the JSON body's model, the form's, the infer body."""
+        return self.body or self.form or (InferRequest if self.infer else None)
 
     @property
     def path(self) -> str:
