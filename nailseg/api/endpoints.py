@@ -45,6 +45,7 @@ HANDLERS: dict[str, Callable[..., Awaitable]] = {
     "initialize": handlers.initialize,
     "health": info.health,
     "model-info": info.model_info,
+    "version": info.version,
     "demo": info.demo_page,
     "debug-config": debug.config,
     "debug-requests": debug.requests,

@@ -1,4 +1,4 @@
-"""The handlers of the GET endpoints under the prefix (/health, /model-info, /demo; the debug ones are in
+"""The handlers of the GET endpoints under the prefix (/health, /model-info, /version, /demo; the debug ones are in
 nailseg/api/debug.py): each is given its collaborators and the Starlette request. BentoML APIs are POST
 only, so nailseg/api/endpoints.py serves them from a Starlette app mounted under the prefix."""
 
@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from datetime import datetime, timezone
 
+import bentoml
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
@@ -14,7 +15,8 @@ from nailseg.api import demo
 from nailseg.api.answers import answer
 from nailseg.api.deps import Deps
 from nailseg.api.guard.auth import shown_checkpoint_path
-from nailseg.api.schemas import SUPPORTED_FORMATS, HealthResponse, ModelInfoResponse, RunnerStatus
+from nailseg.api.openapi import project_version
+from nailseg.api.schemas import SUPPORTED_FORMATS, HealthResponse, ModelInfoResponse, RunnerStatus, VersionResponse
 from nailseg.errors import ApiError
 
 
@@ -82,6 +84,13 @@ async def model_info(deps: Deps, request: Request) -> Response:
         supported_formats=SUPPORTED_FORMATS,
         skipped_models=status.skipped_models,
     )
+    return answer(body, request.headers.get("x-request-id", ""), deps.brief, started)
+
+
+async def version(deps: Deps, request: Request) -> Response:
+    started = time.perf_counter()
+    status = await deps.runner_client.model_status()
+    body = VersionResponse(version=project_version(), bentoml_version=bentoml.__version__, model_tag=status.model_tag)
     return answer(body, request.headers.get("x-request-id", ""), deps.brief, started)
 
 

@@ -30,6 +30,7 @@ from nailseg.api.schemas import (
     SegmentRequest,
     SegmentResponse,
     TryOnRequest,
+    VersionResponse,
 )
 
 PREFIX = "/api/unet"  # the serving guide's endpoints
@@ -107,6 +108,8 @@ _TABLE = (
           "cannot.", answer=HealthResponse, errors={**_ACCESS}),
     Route("model-info", "GET", "The served model: tag, architecture, checkpoint, preprocessing, device, precision "
           "and backend.", answer=ModelInfoResponse, errors={**_ACCESS, **_SERVER}),
+    Route("version", "GET", "The versions served: this service's package, BentoML, and the model's store tag.",
+          answer=VersionResponse, errors={**_ACCESS, **_SERVER}),
     Route("demo", "GET", "A page to try a photo in a browser: overlay, mask, threshold slider, nail count, "
           "timings, polish try-on.", answer_media="text/html"),
     *(Route(f"debug-{name}", "GET", f"{summary} (development.enable_debug_endpoints; an admin key).",
