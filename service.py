@@ -21,11 +21,11 @@ from nailseg.api.debug_outputs import DebugOutputs
 from nailseg.api.deps import Deps
 from nailseg.api.guard.auth import AccessPolicy
 from nailseg.api.guard.limits import InflightImages, RateLimiter
-from nailseg.api.oip_routes import parse_infer
 from nailseg.api.openapi import OpenApiDocs
 from nailseg.api.request_trace import RecentRequests, RequestTrace
 from nailseg.api.routes import OIP_PREFIX, PREFIX, ROUTES, PathSet, endpoint_label
 from nailseg.config import get_settings
+from nailseg.oip.serving import parse_infer
 from runners.unet_runner import UNetRunner
 
 settings = get_settings()

@@ -27,7 +27,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route as StarletteRoute
 
-from nailseg.api import debug, handlers, info, oip_routes
+from nailseg.api import debug, handlers, info
 from nailseg.api.answers import answer, error_body, json_response
 from nailseg.api.deps import Call, Deps
 from nailseg.api.guard.asgi import Scope, state
@@ -35,6 +35,7 @@ from nailseg.api.guard.forms import FILE_FIELD
 from nailseg.api.routes import OIP_PREFIX, PREFIX, ROUTES, Route, served
 from nailseg.api.schemas import ErrorDetail, ErrorResponse
 from nailseg.errors import ApiError
+from nailseg.oip import serving
 
 HANDLERS: dict[str, Callable[..., Awaitable]] = {
     "segment": handlers.segment,
@@ -50,17 +51,17 @@ HANDLERS: dict[str, Callable[..., Awaitable]] = {
     "debug-config": debug.config,
     "debug-requests": debug.requests,
     "debug-outputs": debug.outputs,
-    "v2": oip_routes.server_metadata,
-    "v2-live": oip_routes.live,
-    "v2-ready": oip_routes.ready,
-    "v2-model": oip_routes.model_metadata,
-    "v2-model-version": oip_routes.model_metadata,
-    "v2-model-ready": oip_routes.model_ready,
-    "v2-model-version-ready": oip_routes.model_ready,
-    "v2-model-config": oip_routes.model_config,
-    "v2-model-version-config": oip_routes.model_config,
-    "v2-infer": oip_routes.infer,
-    "v2-model-version-infer": oip_routes.infer,
+    "v2": serving.server_metadata,
+    "v2-live": serving.live,
+    "v2-ready": serving.ready,
+    "v2-model": serving.model_metadata,
+    "v2-model-version": serving.model_metadata,
+    "v2-model-ready": serving.model_ready,
+    "v2-model-version-ready": serving.model_ready,
+    "v2-model-config": serving.model_config,
+    "v2-model-version-config": serving.model_config,
+    "v2-infer": serving.infer,
+    "v2-model-version-infer": serving.infer,
 }
 if set(HANDLERS) != set(ROUTES):
     raise RuntimeError(f"routes without a handler: {sorted(set(ROUTES) - set(HANDLERS))}; "
@@ -154,7 +155,7 @@ def get_app(deps: Deps, debug_endpoints: bool = False, app: Starlette | None = N
 def oip_app(deps: Deps, app: Starlette | None = None) -> Starlette:
     """The Open Inference Protocol's endpoints; their errors are the protocol's ``{"error": "..."}``."""
     async def on_error(request: Request, exc: ApiError) -> Response:
-        return oip_routes.error(exc.message, exc.code.status)
+        return serving.error(exc.message, exc.code.status)
 
     return _fill(app or Starlette(), [r for r in ROUTES.values() if r.protocol == "oip"], OIP_PREFIX, deps, on_error)
 

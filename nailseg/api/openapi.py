@@ -19,7 +19,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from nailseg.api import oip
+from nailseg.oip.types import InferenceRequest
 from nailseg.api.routes import OIP_PREFIX, PREFIX, Route, served
 from nailseg.api.schemas import ErrorResponse
 
@@ -63,7 +63,7 @@ def project_version() -> str:
 
 
 def _models(routes: list[Route]) -> list[tuple[type[BaseModel], str]]:
-    found: dict[type[BaseModel], str] = {ErrorResponse: "serialization", oip.InferenceRequest: "validation"}
+    found: dict[type[BaseModel], str] = {ErrorResponse: "serialization", InferenceRequest: "validation"}
     for r in routes:
         for model, mode in ((r.body, "validation"), (r.form, "validation"), (r.answer, "serialization")):
             if model is not None:
@@ -97,7 +97,7 @@ def _request_body(route: Route) -> dict[str, Any] | None:
                                                                       "example": EXAMPLES[route.name]}}}
     if route.infer:
         return {"required": True, "content": {
-            "application/json": {"schema": _ref(oip.InferenceRequest), "example": EXAMPLES["v2-infer"]},
+            "application/json": {"schema": _ref(InferenceRequest), "example": EXAMPLES["v2-infer"]},
             "application/octet-stream": {"schema": {"type": "string", "format": "binary", "description":
                                                     "the binary tensor data extension: a JSON header of "
                                                     "Inference-Header-Content-Length bytes, then the tensors"}}}}

@@ -14,7 +14,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from nailseg.api.oip import InferRequest
+from nailseg.oip.types import InferRequest
 from nailseg.api.schemas import (
     DebugConfigResponse,
     DebugOutputsResponse,
@@ -34,7 +34,7 @@ from nailseg.api.schemas import (
 )
 
 PREFIX = "/api/unet"  # the serving guide's endpoints
-OIP_PREFIX = "/v2"  # the Open Inference Protocol's (KServe v2 REST), nailseg/api/oip_routes.py
+OIP_PREFIX = "/v2"  # the Open Inference Protocol's (KServe v2 REST), nailseg/oip/serving.py
 MODEL = "unet"  # the model's name there: the model store's name for it
 
 # The error codes (nailseg/errors.py, and the guard's keys and limits) each kind of endpoint can answer with.

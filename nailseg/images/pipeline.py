@@ -58,6 +58,11 @@ def prepare(image_data: str, prep: Preprocessing, max_pixels: int) -> PreparedIm
     return prepare_bytes(decode_base64(image_data), prep, max_pixels)
 
 
+def prepare_pixels(rgb: np.ndarray, prep: Preprocessing) -> PreparedImage:
+    """Decoded RGB (uint8 [H, W, 3]) resized to the model; it has no encoded photo."""
+    return PreparedImage(size=rgb.shape[:2], model_input=resize_to_model(rgb, prep.image_size), raw=b"")
+
+
 def prepare_many(images: list[str | bytes], prep: Preprocessing, max_pixels: int,
                  max_total_pixels: int | None = None) -> list[PreparedImage | ApiError]:
     """Each image (base64 text or raw bytes) prepared, or its own ApiError. With ``max_total_pixels``, the pixels the good images'
