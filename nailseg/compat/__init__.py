@@ -1,8 +1,9 @@
 """Every touch of BentoML's, circus' and uvicorn's private internals, in one folder, listed in ``PATCHES``.
 
-Each was read and tested against the versions in ``VERIFIED``; ``apply_*`` checks the installed
-versions first and refuses to start (RuntimeError) on any other, before patching anything, and each
-patch checks the exact attributes it replaces (RuntimeError if one is gone). To move to a new BentoML:
+Each was read and tested against the versions in ``VERIFIED``, the one version gate: ``check_versions``
+refuses to start (RuntimeError) on any other, before anything is patched (every ``apply_*`` and every
+patch calls it), and each patch checks the exact attributes it replaces or reads (RuntimeError if one
+is gone or changed). To move to a new BentoML:
 read each patched function in the new version, run the tests each entry names, then add the version.
 """
 
@@ -42,6 +43,9 @@ PATCHES = (
           "tests/test_shutdown.py, tests/test_e2e_faults.py"),
     Patch("shutdown.runner_stops_last", "the worker's SIGTERM handler (circus signals all workers at once)",
           "the runner serves until the API has stopped", "tests/test_e2e_faults.py"),
+    Patch("start.start_http_server", "bentoml_cli._internal.start (start-http-server)",
+          "the Kubernetes manifests and the split layout start each service on its own through it",
+          "tests/test_compat.py, tests/test_k8s_manifests.py, tests/test_split_services.py"),
 )
 
 
