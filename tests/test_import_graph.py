@@ -134,6 +134,11 @@ def test_only_the_registry_binds_the_protocols_handlers():
                                                                                     "service"}
 
 
+def test_no_two_modules_share_a_file_name():
+    names = [p.name for p in (ROOT / "nailseg").rglob("*.py") if p.name != "__init__.py"]
+    assert sorted({n for n in names if names.count(n) > 1}) == []
+
+
 def test_base_modules_import_no_layer():
     edges = graph()
     assert all(not (edges[m] - BASE) for m in BASE)

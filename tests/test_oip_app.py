@@ -14,7 +14,7 @@ from starlette.testclient import TestClient
 from support.fakes import MODEL_TAG, FakeRunner, deps
 
 from nailseg.api import endpoints
-from nailseg.api.guard.errors import Refusals
+from nailseg.api.guard.error_shape import Refusals
 from nailseg.api.guard.validation import Validation
 from nailseg.api.routes import OIP_PREFIX, PathSet
 from nailseg.api.schemas import MaskRequest

@@ -21,7 +21,7 @@ from pydantic.json_schema import models_json_schema
 
 from nailseg.oip.types import InferenceRequest
 from nailseg.api.routes import OIP_PREFIX, PREFIX, Route, served
-from nailseg.api.schemas import ErrorResponse
+from nailseg.api.schemas import ErrorResponse, TryOnRequest
 
 TITLE = "Nail segmentation API"
 DESCRIPTION = (
@@ -47,8 +47,9 @@ EXAMPLES: dict[str, dict[str, Any]] = {
     # a file part cannot be shown in JSON: the photo's part is named
     "segment-image": {"image": "(photo.jpg: a JPEG, PNG or BMP file)", "threshold": 0.5, "mask_format": "coco_rle"},
     "mask": {"image": "(photo.jpg: a JPEG, PNG or BMP file)", "threshold": 0.5, "overlay": False},
-    "tryon": {"image": "(photo.jpg: a JPEG, PNG or BMP file)", "color": "#C8143C", "opacity": 0.85,
-              "finish": "gloss", "output_format": "png"},
+    "tryon": {"image": "(photo.jpg: a JPEG, PNG or BMP file)",
+              **{name: field.examples[0] if field.examples else field.default  # the model's own defaults
+                 for name, field in TryOnRequest.model_fields.items() if field.examples or field.default is not None}},
     "v2-infer": {"inputs": [{"name": "pixels", "datatype": "UINT8", "shape": [1, 2, 2, 3], "data": [0] * 12}],
                  "outputs": [{"name": "mask"}]},
 }

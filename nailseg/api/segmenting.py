@@ -73,8 +73,9 @@ class Segmenter:
         return [prob for chunk in results for prob in chunk]
 
     @staticmethod
-    async def encode(func, *args):
-        """Mask encoding and pictures, in a worker thread, timed as the `encode` stage."""
+    async def off_loop(func, *args):
+        """``func(*args)`` in a worker thread, off the event loop, timed as the `encode` stage (masks,
+        pictures, answers)."""
         def timed():
             with metrics.get().timed("encode"):
                 return func(*args)
@@ -99,18 +100,18 @@ class Segmenter:
     async def segment(self, image: Image, options: SegmentOptions) -> SegmentResponse:
         cut = self._checked_threshold(options)
         prepared, prob = await self._one(image, cut)
-        return SegmentResponse(**await self.encode(pipeline.finish, prepared, prob, cut, options))
+        return SegmentResponse(**await self.off_loop(pipeline.segment_fields, prepared, prob, cut, options))
 
     async def mask_png(self, image: Image, options: MaskRequest) -> bytes:
         cut = self.threshold(options)
         prepared, prob = await self._one(image, cut)
-        return await self.encode(pipeline.mask_picture, prepared, prob, cut, options.overlay)
+        return await self.off_loop(pipeline.mask_picture, prepared, prob, cut, options.overlay)
 
     async def tryon(self, image: Image, options: TryOnRequest) -> bytes:
         cut = self.threshold(options)
         prepared, prob = await self._one(image, cut)
         polish = Polish.parse(options.color, options.opacity, options.finish)
-        return await self.encode(pipeline.tryon_picture, prepared, prob, cut, polish, options.output_format)
+        return await self.off_loop(pipeline.tryon_picture, prepared, prob, cut, polish, options.output_format)
 
     async def tensors(self, request: InferRequest) -> tuple[list[PreparedImage], list[np.ndarray], float]:
         """An Open Inference Protocol request's images through decode (photos) or resize (pixels) and the
@@ -146,13 +147,13 @@ class Segmenter:
         debug_outputs.keep(good, good_probs, cut, indexes=indexes)
         probs = iter(good_probs)
 
-        def finish_all():
+        def answers():
             return [error_body(p, started, request_id, self.brief, index=i) if isinstance(p, ApiError) else
-                    SegmentResponse(**pipeline.finish(p, next(probs), cut, request), request_id=request_id,
+                    SegmentResponse(**pipeline.segment_fields(p, next(probs), cut, request), request_id=request_id,
                                     model_info=self.brief)
                     for i, p in enumerate(prepared)]
 
-        results = await self.encode(finish_all)
+        results = await self.off_loop(answers)
         elapsed = ms_since(started)
         for r in results:
             r.processing_time_ms = elapsed

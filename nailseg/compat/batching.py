@@ -33,7 +33,7 @@ def cap_batch_wait(cap_seconds: float) -> None:
     """
     from bentoml._internal.marshal import dispatcher
 
-    from nailseg.compat import check_versions
+    from nailseg.compat.versions import check_versions
 
     check_versions()
 

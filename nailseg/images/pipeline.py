@@ -1,4 +1,4 @@
-"""One image's way through the service, minus the model: prepare before, finish after.
+"""One image's way through the service, minus the model: prepare before, its answer's fields after.
 
 The API service, the evaluation script and the benchmark all use these functions.
 """
@@ -26,8 +26,8 @@ from nailseg.images.resize import resize_to_model
 from nailseg.model.spec import Preprocessing
 
 
-class FinishOptions(Protocol):
-    """What ``finish`` reads from a request (nailseg.api.schemas.SegmentOptions has these fields)."""
+class AnswerOptions(Protocol):
+    """What ``segment_fields`` reads from a request (nailseg.api.schemas.SegmentOptions has these fields)."""
 
     return_confidence: bool
     return_contours: bool
@@ -122,7 +122,7 @@ def tryon_picture(prepared: PreparedImage, prob: np.ndarray, threshold: float, p
     return encode_jpeg(painted) if output_format == "jpeg" else encode_png(painted)
 
 
-def finish(prepared: PreparedImage, prob: np.ndarray, threshold: float, options: FinishOptions) -> dict:
+def segment_fields(prepared: PreparedImage, prob: np.ndarray, threshold: float, options: AnswerOptions) -> dict:
     """The segmentation fields of a response (mask, and what the options ask for)."""
     full, mask = mask_for(prepared, prob, threshold)
     return {

@@ -3,7 +3,7 @@
 
 Their paths are in the route table (nailseg/api/routes.py); the codec is the rest of nailseg/oip/. The guard
 reads and parses an infer body once (``parse_infer``), so its keys, limits and metrics are the rest of the
-service's, and its refusals are the protocol's ``{"error": "..."}`` (nailseg/api/guard/errors.py).
+service's, and its refusals are the protocol's ``{"error": "..."}`` (nailseg/api/guard/error_shape.py).
 The images go through the Segmenter like every other image endpoint's (``Segmenter.tensors``), so a
 `mask` output is byte for byte `/mask`'s PNG for the same photo and threshold.
 """
@@ -100,8 +100,8 @@ async def model_config(deps: Deps, request: Request) -> Response:
 
 async def infer(deps: Deps, http: Request, request: InferRequest, call: Call) -> Response:
     served = await _served_version(deps, http)
-    work = deps.segmenter
-    prepared, probs, cut = await work.tensors(request)
+    segmenter = deps.segmenter
+    prepared, probs, cut = await segmenter.tensors(request)
 
     def outputs():
         masks = [pipeline.mask_for(p, prob, cut)[1] for p, prob in zip(prepared, probs)]
@@ -114,6 +114,6 @@ async def infer(deps: Deps, http: Request, request: InferRequest, call: Call) ->
         return encoding.encode_infer_response(request, model_name=MODEL, model_version=served, mask=mask,
                                               probability=probability, nail_count=counts)
 
-    answer = await work.encode(outputs)
-    work.done(call.request_id, "v2-infer", call.started, request.count)
+    answer = await segmenter.off_loop(outputs)
+    segmenter.done(call.request_id, "v2-infer", call.started, request.count)
     return Response(answer.body, headers=answer.headers)

@@ -14,7 +14,7 @@ from typing import Any, Callable, Container
 from pydantic import BaseModel, ValidationError
 
 from nailseg.api.guard.asgi import Message, Receive, Scope, Send, header, state
-from nailseg.api.guard.errors import Refusals
+from nailseg.api.guard.error_shape import Refusals
 from nailseg.api.guard.forms import check_form
 from nailseg.errors import ErrorCode
 
