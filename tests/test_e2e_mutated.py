@@ -1,6 +1,6 @@
-"""End to end, against a real `bentoml serve` (test_e2e_service.py's `server` fixture): a seeded corpus
-of damaged images gets 200 or a clean 4xx, never a 5xx; the service's own OpenAPI is fuzzed with
-schemathesis; the cost bounds (pixel budget of a batch, strict types) hold over HTTP."""
+"""End to end, against a real `bentoml serve` (the shared `server` fixture): a seeded corpus of damaged
+images gets 200 or a clean 4xx, never a 5xx; the service's own OpenAPI is fuzzed with schemathesis; the
+cost bounds (pixel budget of a batch, strict types) hold over HTTP."""
 
 from __future__ import annotations
 
@@ -10,25 +10,16 @@ import io
 
 import httpx
 import pytest
-from mutated_images import mutated_corpus, seed_files
+from support.mutated_images import expected, mutated_corpus, seed_files
 from PIL import Image
-from test_e2e_service import assert_error, b64, png_array, server  # noqa: F401  (the fixture, reused)
+from support.checks import assert_error, b64, png_array
 
-from nailseg.errors import ApiError, ErrorCode
-from nailseg.images.pipeline import prepare_bytes
-from nailseg.model.spec import Preprocessing
+from nailseg.errors import ErrorCode
 
-SERVER_PIXEL_LIMIT = 4_000_000  # UNET_LIMITS_MAX_IMAGE_PIXELS in the server fixture
+pytestmark = pytest.mark.e2e
+
 CORPUS = mutated_corpus(300)
 CORPUS_SEED_PHOTO = seed_files()["jpeg"][0]
-
-
-def expected(raw: bytes) -> tuple[int, int] | str:
-    """What the service's own decode path says in-process: the mask's (height, width) or an error code."""
-    try:
-        return prepare_bytes(raw, Preprocessing(image_size=(32, 32)), SERVER_PIXEL_LIMIT).size
-    except ApiError as e:
-        return e.code.value
 
 
 def test_mutated_corpus_gets_200_or_a_clean_4xx_never_a_5xx(server):

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from mutated_images import (
+from support.mutated_images import (
     PNG_SIGNATURE,
     declare_size,
     flip,

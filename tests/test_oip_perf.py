@@ -10,10 +10,11 @@ import os
 import orjson
 import pytest
 from conftest import ROOT
-from test_e2e_service import server  # noqa: F401 (the fixture, reused)
 
 from bench import oip_perf
 from nailseg.oip import decoding
+
+pytestmark = pytest.mark.e2e
 
 PHOTOS = [p.read_bytes() for p in sorted((ROOT / "examples").glob("*.jpg"))[:2]]
 

@@ -13,10 +13,12 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 from conftest import BUNDLED_MIN_DICE, dice, example_photos, require_bundled
-from e2e_server import Server, free_port, launch, run_import
-from test_e2e_service import b64, png_array
+from support.server import Server, free_port, launch, run_import
+from support.checks import b64, png_array
 
 from nailseg.compat import start
+
+pytestmark = pytest.mark.e2e
 
 START = start.command_line(sys.executable)
 RUNNER = "unet_runner"  # the runner service's name (runners/unet_runner.py), as in --depends NAME=URL
