@@ -53,6 +53,9 @@ EXAMPLES: dict[str, dict[str, Any]] = {
     "v2-infer": {"inputs": [{"name": "pixels", "datatype": "UINT8", "shape": [1, 2, 2, 3], "data": [0] * 12}],
                  "outputs": [{"name": "mask"}]},
 }
+BINARY_BODY = ("JSON tensors; or the binary tensor data extension: with an `Inference-Header-Content-Length` header "
+               "the body is a JSON header of that many bytes, then each binary input's bytes "
+               "(docs/inference-protocol.md)")
 _OIP_ERROR = {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}}
 
 
@@ -97,11 +100,10 @@ def _request_body(route: Route) -> dict[str, Any] | None:
         return {"required": True, "content": {"multipart/form-data": {"schema": _form_schema(route.form),
                                                                       "example": EXAMPLES[route.name]}}}
     if route.infer:
-        return {"required": True, "content": {
-            "application/json": {"schema": _ref(InferenceRequest), "example": EXAMPLES["v2-infer"]},
-            "application/octet-stream": {"schema": {"type": "string", "format": "binary", "description":
-                                                    "the binary tensor data extension: a JSON header of "
-                                                    "Inference-Header-Content-Length bytes, then the tensors"}}}}
+        # the binary tensor data extension is the same operation with an Inference-Header-Content-Length
+        # header, which OpenAPI cannot tie to a media type: its body is described, not offered
+        return {"required": True, "description": BINARY_BODY, "content": {
+            "application/json": {"schema": _ref(InferenceRequest), "example": EXAMPLES["v2-infer"]}}}
     return None
 
 
