@@ -33,7 +33,7 @@ DESCRIPTION = (
     "`{error: message}`. Try it in a browser at `/api/unet/demo`."
 )
 CONTACT = {"name": "nail segmentation serving maintainers (see the project's README and SECURITY.md)"}
-LICENSE = {"name": "no licence is declared for the code; the bundled model is trained on CC BY 4.0 data (MODEL_CARD.md)"}
+LICENSE = {"name": "Apache License 2.0", "identifier": "Apache-2.0"}  # the code's (LICENSE); the model's data: MODEL_CARD.md
 TAGS = [{"name": "nail segmentation", "description": "The serving guide's endpoints: masks, batches, state, reload."},
         {"name": "open inference protocol", "description": "KServe v2 REST: what Triton's and KServe's clients speak."},
         {"name": "infrastructure", "description": "BentoML's probes and Prometheus metrics."}]
