@@ -45,7 +45,7 @@ def json_request(body: bytes, prep: Preprocessing) -> tuple[SegmentRequest, pipe
 
 def json_answer(request: SegmentRequest, prepared: pipeline.PreparedImage, prob: np.ndarray) -> bytes:
     """The JSON path after the model: mask, PNG, base64, response JSON."""
-    fields = pipeline.finish(prepared, prob, request.threshold, request)
+    fields = pipeline.segment_fields(prepared, prob, request.threshold, request)
     return jsonbody.dump(SegmentResponse(**fields, request_id="0" * 32, model_info=BRIEF, processing_time_ms=1.0))
 
 
@@ -72,7 +72,7 @@ def product_paths() -> dict:
         return pipeline.tryon_picture(pipeline.prepare_bytes(raw, prep, MAX_PIXELS), prob, 0.5, POLISH, "jpeg")
 
     def nails(raw, prep, prob):
-        return pipeline.finish(pipeline.prepare_bytes(raw, prep, MAX_PIXELS), prob, 0.5, NAILS)
+        return pipeline.segment_fields(pipeline.prepare_bytes(raw, prep, MAX_PIXELS), prob, 0.5, NAILS)
 
     return {"mask_us": binary_path, "tryon_png_us": tryon_png, "tryon_jpeg_us": tryon_jpeg,
             "segment_image_nails_us": nails}

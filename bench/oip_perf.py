@@ -11,7 +11,7 @@ p50/p90/p95/p99 and average latency in ms, and perf_analyzer's own CPU per reque
 What perf_analyzer does against a server (perf_analyzer 2.60, `-i http`, service kind triton):
 - GET /v2/models/unet (model metadata; with `-x V`: /v2/models/unet/versions/V), then
   GET /v2/models/unet/config (Triton's model configuration: it stops with "failed to get model config"
-  without it; nailseg.api.oip.model_config builds it), GET /v2 (server metadata), then POSTs
+  without it; nailseg.api.metadata.model_config builds it), GET /v2 (server metadata), then POSTs
   /v2/models/unet/infer. No health route is called.
 - Every request asks for every output the metadata lists (mask, nail_count, probability), each binary; no
   flag narrows that, so its numbers include the probability map's transfer. `--request-parameter` (the

@@ -19,6 +19,8 @@ hypothesis_settings.register_profile("ci", derandomize=True, deadline=None, data
 hypothesis_settings.register_profile("dev", deadline=None)
 hypothesis_settings.load_profile("ci" if os.environ.get("CI") == "true" else "dev")
 
+pytest_plugins = ["support.fixtures"]  # the shared servers: server, keyed
+
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
 BUNDLED = ROOT / "models" / "unet" / "checkpoints" / "best_model.pth"

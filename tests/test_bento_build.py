@@ -3,6 +3,8 @@ without network locking. (`make container-test` builds and runs that image: test
 
 from __future__ import annotations
 
+import pytest
+
 import os
 import re
 import subprocess
@@ -12,6 +14,8 @@ from pathlib import Path
 import torch
 import yaml
 from conftest import ROOT, randomised_model, users_checkpoint
+
+pytestmark = pytest.mark.e2e
 
 BIN = Path(sys.executable).parent
 

@@ -33,7 +33,7 @@ def test_private_internals_are_touched_only_in_the_compat_folder():
 
 def test_every_patch_module_is_listed():
     listed = {p.name.split(".")[0] for p in compat.PATCHES}
-    modules = {p.stem for p in (ROOT / "nailseg" / "compat").glob("*.py") if p.stem != "__init__"}
+    modules = {p.stem for p in (ROOT / "nailseg" / "compat").glob("*.py")} - {"__init__", "versions"}  # the gate
     assert modules == listed
     assert all(p.tests for p in compat.PATCHES)
 
@@ -44,8 +44,10 @@ def test_the_installed_versions_are_the_verified_ones():
 
 
 def test_another_version_refuses_to_start(monkeypatch):
-    real = compat.installed
-    monkeypatch.setattr(compat, "installed", lambda name: "9.9.9" if name == "uvicorn" else real(name))
+    from nailseg.compat import versions
+
+    real = versions.installed
+    monkeypatch.setattr(versions, "installed", lambda name: "9.9.9" if name == "uvicorn" else real(name))
     with pytest.raises(RuntimeError, match="uvicorn 9.9.9"):
         compat.check_versions()
     with pytest.raises(RuntimeError):
@@ -72,3 +74,53 @@ def test_a_changed_arbiter_is_refused(monkeypatch):
     monkeypatch.setattr(Arbiter, "start", lambda self: None)
     with pytest.raises(RuntimeError, match="Arbiter"):
         shutdown.arbiter_removes_sockets_last()
+
+
+def test_the_media_type_fix_fails_loudly_when_bentoml_stops_reading_media_type():
+    class Spec:
+        media_type = None
+
+        @classmethod
+        def mime_type(cls) -> str:
+            return "application/json"  # derived every time, whatever media_type says
+
+    class Service:
+        apis = {"infer": type("Api", (), {"output_spec": Spec})()}
+
+    with pytest.raises(RuntimeError, match="no longer answers its media_type"):
+        media_type.fixed_output_media_type(Service)
+    assert Spec.media_type is None  # nothing left half-patched
+
+
+def test_the_media_type_fix_sets_each_derived_media_type_once():
+    class Spec:
+        media_type = None
+
+        @classmethod
+        def mime_type(cls) -> str:
+            return cls.media_type or "application/json"
+
+    class Service:
+        apis = {"infer": type("Api", (), {"output_spec": Spec})()}
+
+    media_type.fixed_output_media_type(Service)
+    assert Spec.media_type == "application/json"
+
+
+def test_the_start_command_is_bentomls_and_a_moved_one_fails_loudly(monkeypatch):
+    from nailseg.compat import start
+
+    assert start.start_http_server().name == start.COMMAND
+    monkeypatch.setattr(start, "MODULE", "bentoml_cli._internal.no_such_module")
+    with pytest.raises(RuntimeError, match="start-http-server"):
+        start.start_http_server()
+
+
+def test_a_worker_whose_sigterm_handler_is_not_uvicorns_is_refused(monkeypatch):
+    import signal
+
+    from nailseg.compat import shutdown
+
+    monkeypatch.setattr(signal, "getsignal", lambda sig: signal.SIG_DFL)
+    with pytest.raises(RuntimeError, match="cannot stop it accepting first"):
+        shutdown._serving_server()

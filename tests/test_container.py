@@ -14,6 +14,7 @@ import pytest
 from conftest import ROOT
 
 pytestmark = [
+    pytest.mark.e2e,
     pytest.mark.skipif(os.environ.get("RUN_CONTAINER_TEST") != "1",
                        reason="builds and runs the image (root, podman, minutes): set RUN_CONTAINER_TEST=1"),
     pytest.mark.skipif(shutil.which("podman") is None, reason="podman is not installed (apt-get install podman runc)"),

@@ -71,3 +71,11 @@ def test_relative_links_point_to_existing_files():
                 broken.append(f"{page.relative_to(ROOT)}: {target} (no such heading)")
     assert not broken, "broken links:\n" + "\n".join(broken)
     assert any(_relative_links(ROOT / "README.md")), "the link pattern found no link at all"
+
+
+def test_the_licence_file_and_the_specs_licence_agree():
+    from nailseg.api import openapi
+
+    assert (ROOT / "LICENSE").read_text().split()[:4] == ["Apache", "License", "Version", "2.0,"]
+    assert openapi.build({}, max_batch_images=4)["info"]["license"] == {"name": "Apache License 2.0",
+                                                                        "identifier": "Apache-2.0"}

@@ -18,10 +18,13 @@ import numpy as np
 import pytest
 from conftest import example_photos
 from PIL import Image
-from test_e2e_service import assert_error, b64, png_array, start_server
+from support.checks import assert_error, b64, png_array
+from support.server import start_server
 
 from nailseg.api.debug_outputs import saved
 from nailseg.images.postprocess import visualization_size
+
+pytestmark = pytest.mark.e2e
 
 KEY, ADMIN_KEY = secrets.token_hex(16), secrets.token_hex(16)
 MAX_OUTPUTS = 3

@@ -3,11 +3,9 @@ SIGTERM under load. A tiny model keeps them quick; every wait is bounded, nothin
 
 from __future__ import annotations
 
-import base64
 import collections
 import concurrent.futures
 import datetime
-import json
 import os
 import re
 import shutil
@@ -22,10 +20,11 @@ import pytest
 import torch
 import yaml
 from conftest import example_photos, randomised_model, users_checkpoint
-from e2e_server import Server, run_import, serve_env, serving
+from support.server import PHOTO, Server, new_connection, run_import, serve_env, serving, wait_for
 from safetensors.torch import load_file, save_file
 
-PHOTO = base64.b64encode(example_photos()[0][0].read_bytes()).decode()
+pytestmark = pytest.mark.e2e
+
 LIVENESS_S = 8
 
 
@@ -116,7 +115,7 @@ def test_start_up_skips_a_broken_newest_model_and_serves_the_previous_one(server
     assert info["model_tag"] == good and broken in {s["model_tag"] for s in info["skipped_models"]}
     assert segment(server).status_code == 200
     runner = server.workers("unet_runner")
-    time.sleep(3)  # a crash loop would have restarted it by now
+    time.sleep(3)  # nothing to poll for: a crash loop would have restarted it by now
     assert server.workers("unet_runner") == runner
     log = server.log.read_text()
     assert len(re.findall(rf"skipped model {re.escape(broken)}:", log)) == 1  # one line, no crash loop
@@ -147,9 +146,8 @@ def test_hung_runner_gets_fast_503s_and_fails_liveness_then_recovers(server):
     (runner,) = server.workers("unet_runner")
     os.kill(runner, signal.SIGSTOP)  # alive but answering nothing: like a wedged process
     try:
-        deadline = time.monotonic() + 60
-        while (resp := segment(server, timeout=30)).status_code == 200 and time.monotonic() < deadline:
-            time.sleep(0.5)
+        resp = wait_for(lambda: (lambda r: r if r.status_code != 200 else None)(segment(server, timeout=30)), 60,
+                        what="a refusal while the runner hangs")
         assert resp.status_code == 503 and code_of(resp) == "RUNNER_UNAVAILABLE"
         assert "Traceback" not in resp.text
         # from now on, answers come without waiting for the runner (a hang would hit these timeouts)
@@ -157,15 +155,11 @@ def test_hung_runner_gets_fast_503s_and_fails_liveness_then_recovers(server):
         assert server.get("/readyz", timeout=10).status_code == 503
         health = server.get("/api/unet/health", timeout=10)
         assert health.status_code == 503 and health.json()["service_healthy"] is False
-        deadline = time.monotonic() + LIVENESS_S + 30
-        while (live := server.get("/livez", timeout=10).status_code) == 200 and time.monotonic() < deadline:
-            time.sleep(1)
-        assert live == 503
+        wait_for(lambda: server.get("/livez", timeout=10).status_code == 503, LIVENESS_S + 30, 1,
+                 what="/livez failing while the runner hangs")
     finally:
         os.kill(runner, signal.SIGCONT)
-    deadline = time.monotonic() + 60
-    while server.get("/livez", timeout=10).status_code != 200 and time.monotonic() < deadline:
-        time.sleep(0.5)
+    wait_for(lambda: server.get("/livez", timeout=10).status_code == 200, 60, what="/livez recovering")
     assert server.get("/readyz", timeout=10).status_code == 200
     assert segment(server).status_code == 200
 
@@ -186,18 +180,18 @@ def test_killed_runner_under_load_gives_503_and_recovers_by_itself(server):
 
     with concurrent.futures.ThreadPoolExecutor(4) as pool:
         clients = [pool.submit(client) for _ in range(4)]
-        time.sleep(2)
+        wait_for(lambda: any(c == "OK" for _, c in results), 60, 0.1, what="the clients' first answers")
         (runner,) = server.workers("unet_runner")
         os.kill(runner, signal.SIGKILL)
         killed = time.monotonic()
-        deadline = killed + 240
-        while time.monotonic() < deadline:
+
+        def recovered_now() -> bool:
             healths.append(server.get("/api/unet/health", timeout=30).status_code)
-            if any(t > killed and c == "OK" for t, c in results) and healths[-1] == 200:
-                break
-            time.sleep(0.5)
+            return any(t > killed and c == "OK" for t, c in results) and healths[-1] == 200
+
+        wait_for(recovered_now, 240, 0.5, what="recovery from the runner's kill")
         recovered = time.monotonic()
-        time.sleep(1)
+        wait_for(lambda: sum(t > recovered for t, _ in results) >= 4, 60, 0.1, what="answers after recovery")
         stop.set()
         for c in clients:
             c.result(timeout=90)
@@ -212,24 +206,6 @@ def test_killed_runner_under_load_gives_503_and_recovers_by_itself(server):
 
 # ---- 5. SIGTERM under load: in-flight requests finish, new ones are refused, port freed -------
 
-def new_connection(port: int) -> int | str:
-    """One fresh connection sending one /segment: its HTTP status, "refused", "reset" or "no answer"."""
-    body = json.dumps({"image_data": PHOTO}).encode()
-    request = (b"POST /api/unet/segment HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-               b"Connection: close\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=60) as conn:
-            conn.sendall(request)
-            answer = b"".join(iter(lambda: conn.recv(65536), b""))
-    except ConnectionRefusedError:
-        return "refused"
-    except (ConnectionResetError, BrokenPipeError):
-        return "reset"
-    except socket.timeout:
-        return "no answer"
-    return int(answer.split(b" ", 2)[1]) if answer.startswith(b"HTTP/1.1 ") else "no answer"
-
-
 def test_sigterm_finishes_requests_in_flight_then_frees_the_port(server):
     import psutil
 
@@ -243,7 +219,7 @@ def test_sigterm_finishes_requests_in_flight_then_frees_the_port(server):
     photos = [{"image_data": PHOTO}] * 4
     with concurrent.futures.ThreadPoolExecutor(6) as pool:
         in_flight = [pool.submit(server.post, "/api/unet/segment-batch", {"images": photos}) for _ in range(6)]
-        time.sleep(1.5)  # all six are being served
+        time.sleep(1.5)  # all six are being served (nothing outside the API says so without a request of its own)
         server.proc.send_signal(signal.SIGTERM)  # what Kubernetes sends to the container's process
         after = collections.Counter(new_connection(server.port) for _ in range(300))  # at once, in a tight loop
         there = os.path.exists(runner_socket)

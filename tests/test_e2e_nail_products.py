@@ -13,13 +13,15 @@ import httpx
 import numpy as np
 import pytest
 from conftest import example_photos
-from e2e_server import Server
+from support.server import Server
 from PIL import Image, ImageOps
 from pycocotools.coco import COCO
-from test_e2e_service import assert_error, b64, png_array, server  # noqa: F401 (the fixture, reused)
+from support.checks import assert_error, b64, png_array
 
 from nailseg.client import cli
 from nailseg.images import tryon
+
+pytestmark = pytest.mark.e2e
 
 TRYON = "/api/unet/tryon"
 

@@ -12,12 +12,14 @@ import numpy as np
 import pytest
 from conftest import example_photos
 from PIL import Image
-from test_e2e_security import bearer, fresh_key, keyed  # noqa: F401 (the fixture, reused)
-from test_e2e_service import MAX_BATCH, server  # noqa: F401 (the fixture, reused)
+from support.keys import bearer, fresh_key
+from support.server import MAX_BATCH
 
 th = pytest.importorskip("tritonclient.http")
 kserve = pytest.importorskip("kserve")
 from tritonclient.utils import InferenceServerException  # noqa: E402
+
+pytestmark = pytest.mark.e2e
 
 
 def _triton(srv) -> "th.InferenceServerClient":
@@ -170,8 +172,8 @@ def test_keys_and_open_health_on_the_protocol(keyed):  # noqa: F811
 def test_mutated_photos_and_random_bodies_through_infer_get_200_or_a_clean_4xx(server):
     import random
 
-    from mutated_images import mutated_corpus
-    from test_e2e_mutated import expected
+    from support.mutated_images import mutated_corpus
+    from support.mutated_images import expected
 
     from nailseg.errors import ErrorCode
 

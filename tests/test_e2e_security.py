@@ -3,43 +3,31 @@ on a real `bentoml serve .` (the same server code as test_e2e_service.py's `serv
 
 from __future__ import annotations
 
+import pytest
+
 import concurrent.futures
 import secrets
 
 import bentoml
 import httpx
 import numpy as np
-import pytest
 from conftest import example_photos
 from PIL import Image
-from test_e2e_service import MAX_BODY_MB, assert_error, b64, png_array, start_server
+from support.checks import assert_error, b64, png_array
+from support.keys import (
+    ADMIN_KEY,
+    BURST,
+    FILE_KEY,
+    KEYS,
+    OPEN_PATHS,
+    ORIGIN,
+    RATE,
+    bearer,
+    fresh_key,
+)
+from support.server import MAX_BODY_MB
 
-KEYS = [secrets.token_hex(16) for _ in range(60)]  # one per test (or thread): the rate limit is per key
-ADMIN_KEY, FILE_KEY = secrets.token_hex(16), secrets.token_hex(16)
-ORIGIN = "https://nails.example"
-RATE, BURST, MAX_INFLIGHT = 6, 3, 2  # per minute: a key gets 3 requests at once, then one per 10 s
-OPEN_PATHS = ["/readyz", "/livez", "/healthz", "/metrics", "/api/unet/health"]
-_unused = iter(KEYS)
-
-
-def fresh_key() -> str:
-    return next(_unused)
-
-
-def bearer(key: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {key}"}
-
-
-@pytest.fixture(scope="module")
-def keyed(tmp_path_factory):
-    key_file = tmp_path_factory.mktemp("secret") / "api_keys"  # as a Kubernetes secret is mounted
-    key_file.write_text(f"# API keys, one a line\n\n{FILE_KEY}  # the CI client\n")
-    yield from start_server(
-        tmp_path_factory, UNET_SECURITY_API_KEYS=",".join(KEYS), UNET_SECURITY_ADMIN_KEYS=f"[{ADMIN_KEY}]",
-        UNET_SECURITY_API_KEYS_FILE=str(key_file), UNET_SECURITY_CORS_ORIGINS=ORIGIN,
-        UNET_LIMITS_RATE_LIMIT_PER_MINUTE=str(RATE), UNET_LIMITS_RATE_LIMIT_BURST=str(BURST),
-        UNET_LIMITS_MAX_INFLIGHT_IMAGES=str(MAX_INFLIGHT))
-
+pytestmark = pytest.mark.e2e
 
 def photo() -> str:
     return b64(example_photos()[0][0])

@@ -15,54 +15,15 @@ import httpx
 import numpy as np
 import pytest
 from conftest import BUNDLED_MIN_DICE, dice, example_photos, require_bundled
-from e2e_server import Server, run_import, serve_env, serving
+from support.checks import assert_error, b64, png_array
+from support.server import MAX_BATCH, MAX_BODY_MB, run_import
 from PIL import Image
 
 from nailseg.inference.hardware import cpu_bf16_flags
 from nailseg.model.checkpoint import file_sha256
 from nailseg.store.quantize import nncf_available
 
-MAX_BODY_MB = 2
-MAX_BATCH = 4
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory) -> Server:
-    yield from start_server(tmp_path_factory)
-
-
-def start_server(tmp_path_factory, **settings: str):
-    """Import the bundled model into a fresh store, serve it, yield a Server, stop it (a fixture's body).
-
-    ``settings`` are extra environment variables (``UNET_...``) for servers configured otherwise.
-    """
-    env = serve_env(tmp_path_factory.mktemp("bentoml_home"), **{
-        "UNET_LIMITS_MAX_BODY_MB": str(MAX_BODY_MB), "UNET_LIMITS_MAX_BATCH_IMAGES": str(MAX_BATCH),
-        "UNET_LIMITS_MAX_IMAGE_PIXELS": "4000000", "UNET_HEALTH_HEALTH_CHECK_INTERVAL": "0",
-        "UNET_LIMITS_MAX_BATCH_PIXELS": "6000000", **settings})
-    assert "imported unet:" in run_import(env, require_bundled())
-    with serving(env) as server:
-        yield server
-
-
-def b64(path_or_bytes) -> str:
-    raw = path_or_bytes if isinstance(path_or_bytes, bytes) else Path(path_or_bytes).read_bytes()
-    return base64.b64encode(raw).decode()
-
-
-def png_array(text: str) -> np.ndarray:
-    return cv2.imdecode(np.frombuffer(base64.b64decode(text), np.uint8), cv2.IMREAD_UNCHANGED)
-
-
-def assert_error(resp: httpx.Response, status: int, code: str) -> dict:
-    assert resp.status_code == status, resp.text[:500]
-    body = resp.json()
-    assert body["success"] is False and body["error"]["code"] == code and body["error"]["message"]
-    assert body["request_id"] and resp.headers["x-request-id"] == body["request_id"]
-    assert "Traceback" not in resp.text
-    assert resp.headers.get("x-content-type-options") == "nosniff"  # every answer (nailseg/api/guard/headers.py)
-    return body
-
+pytestmark = pytest.mark.e2e
 
 # ---- the happy paths ----------------------------------------------------------------------
 

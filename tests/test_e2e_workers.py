@@ -13,8 +13,10 @@ import psutil
 import pytest
 import torch
 from conftest import randomised_model, users_checkpoint
-from e2e_server import run_import, serve_env, serving
-from test_e2e_faults import PHOTO, new_connection
+from support.server import run_import, serve_env, serving
+from support.server import PHOTO, new_connection
+
+pytestmark = pytest.mark.e2e
 
 WORKERS = 2
 REQUESTS = 40

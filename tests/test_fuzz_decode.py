@@ -1,5 +1,5 @@
 """Property: any byte string gives a 4xx ApiError with a known image code, or an image of the size
-its file declares (EXIF-rotated), which ``finish`` turns into a mask, contours and pictures.
+its file declares (EXIF-rotated), which ``segment_fields`` turns into a mask, contours and pictures.
 
 Bounded for CI: each test has a fixed number of examples; with CI=true they are derandomized
 (the "ci" profile in conftest.py), so a CI run always tries the same inputs.
@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from mutated_images import (
+from support.mutated_images import (
     PNG_SIGNATURE,
     declare_size,
     flip,
@@ -31,7 +31,7 @@ from nailseg.api.schemas import SegmentOptions
 from nailseg.errors import ApiError, ErrorCode
 from nailseg.images import postprocess
 from nailseg.images.codec import decode_image
-from nailseg.images.pipeline import finish, prepare_bytes
+from nailseg.images.pipeline import segment_fields, prepare_bytes
 from nailseg.model.spec import Preprocessing
 
 LIMIT = 4_000_000
@@ -76,7 +76,7 @@ def check(raw: bytes, displayed: tuple[int, int] | None = None) -> str:
     assert prepared.model_input.shape == (32, 32, 3) and prepared.model_input.dtype == np.uint8
     assert decode_image(raw, LIMIT).shape == (h, w, 3)  # the full decode agrees with the declared size
     prob = np.random.default_rng(h * w).random((32, 32), dtype=np.float32)
-    fields = finish(prepared, prob, 0.5, ALL_OPTIONS)
+    fields = segment_fields(prepared, prob, 0.5, ALL_OPTIONS)
     assert png_shape(fields["mask_data"]) == (h, w)
     for c in fields["contours"]:
         box = c.bounding_box

@@ -11,7 +11,7 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 
 from nailseg.api.guard.asgi import state
-from nailseg.api.guard.errors import ErrorShape, Refusals
+from nailseg.api.guard.error_shape import ErrorShape, Refusals
 from nailseg.api.guard.headers import NoSniff
 from nailseg.api.guard.limits import Admission, InflightCap, InflightImages, RateLimiter
 from nailseg.api.guard.request_id import RequestIds

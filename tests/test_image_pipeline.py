@@ -14,7 +14,7 @@ from nailseg.api.schemas import SegmentOptions
 from nailseg.errors import ApiError, ErrorCode
 from nailseg.images import postprocess
 from nailseg.images.codec import decode_base64, decode_image
-from nailseg.images.pipeline import finish, mask_for, prepare_bytes
+from nailseg.images.pipeline import segment_fields, mask_for, prepare_bytes
 from nailseg.model.spec import Preprocessing
 
 LIMIT = 10_000_000
@@ -96,7 +96,7 @@ def test_mask_and_contours_are_in_the_input_images_pixel_coordinates():
     assert prepared.model_input.shape == (32, 32, 3)
     prob = np.zeros((32, 32), np.float32)
     prob[8:16, 16:24] = 1.0  # a square in model space: x 16..24, y 8..16 of 32
-    fields = finish(prepared, prob, 0.5, SegmentOptions(return_contours=True, return_confidence=True,
+    fields = segment_fields(prepared, prob, 0.5, SegmentOptions(return_contours=True, return_confidence=True,
                                                         return_visualizations=True))
     mask = cv2.imdecode(np.frombuffer(base64.b64decode(fields["mask_data"]), np.uint8), cv2.IMREAD_UNCHANGED)
     assert mask.shape == (100, 200) and set(np.unique(mask)) == {0, 255}
@@ -192,9 +192,9 @@ def test_a_damaged_jpeg_gets_the_same_error_on_the_turbojpeg_path():
 ALL_OPTIONS = SegmentOptions(return_confidence=True, return_contours=True, return_visualizations=True)
 
 
-def finish_all(raw: bytes, limit: int = LIMIT) -> tuple[tuple[int, int], dict]:
+def fields_of(raw: bytes, limit: int = LIMIT) -> tuple[tuple[int, int], dict]:
     prepared = prepare_bytes(raw, Preprocessing(image_size=(32, 32)), limit)
-    return prepared.size, finish(prepared, np.full((32, 32), 0.7, np.float32), 0.5, ALL_OPTIONS)
+    return prepared.size, segment_fields(prepared, np.full((32, 32), 0.7, np.float32), 0.5, ALL_OPTIONS)
 
 
 def png_bytes_shape(text: str) -> tuple[int, ...]:
@@ -216,7 +216,7 @@ def chunk(kind: bytes, data: bytes, crc: int | None = None) -> bytes:
 @pytest.mark.parametrize("fmt", ["JPEG", "PNG", "BMP"])
 @pytest.mark.parametrize("size", [(1, 1), (2, 1), (1, 3)])
 def test_tiny_images_get_a_mask_contours_and_pictures(fmt, size):
-    (h, w), fields = finish_all(encode(photo(*size), fmt))
+    (h, w), fields = fields_of(encode(photo(*size), fmt))
     assert (h, w) == size[::-1] and png_bytes_shape(fields["mask_data"]) == (h, w)
     assert (cv2.imdecode(np.frombuffer(base64.b64decode(fields["mask_data"]), np.uint8), 0) == 255).all()
     assert len(fields["contours"]) == 1 and fields["confidence_scores"].mask_mean == pytest.approx(0.7)
@@ -227,17 +227,17 @@ def test_mpo_is_served_as_the_jpeg_it_is():
     buf = io.BytesIO()
     photo(60, 40).save(buf, format="MPO", save_all=True, append_images=[photo(60, 40)])
     assert Image.open(io.BytesIO(buf.getvalue())).format == "MPO"
-    size, _ = finish_all(buf.getvalue())
+    size, _ = fields_of(buf.getvalue())
     assert size == (40, 60)
 
 
 def test_a_junk_exif_block_is_ignored_not_fatal():
-    size, _ = finish_all(png_with(chunk(b"eXIf", b"junk, not TIFF at all")))
+    size, _ = fields_of(png_with(chunk(b"eXIf", b"junk, not TIFF at all")))
     assert size == (6, 8)
 
 
 def test_a_bad_crc_in_an_ancillary_chunk_is_skipped_but_not_in_a_critical_one():
-    size, _ = finish_all(png_with(chunk(b"tEXt", b"Comment\x00hello", crc=1234)))
+    size, _ = fields_of(png_with(chunk(b"tEXt", b"Comment\x00hello", crc=1234)))
     assert size == (6, 8)
     raw = bytearray(encode(photo(8, 6), "PNG"))
     raw[29:33] = b"\x00\x00\x00\x00"  # IHDR's CRC
@@ -250,7 +250,7 @@ def test_png_exif_orientation_after_the_pixels_is_read_inside_the_error_mapping(
     exif = Image.Exif()
     exif[0x0112] = 6
     raw = encode(photo(60, 40), "PNG", exif=exif)
-    assert finish_all(raw)[0] == (60, 40)  # turned
+    assert fields_of(raw)[0] == (60, 40)  # turned
     with pytest.raises(ApiError) as err:  # the pixels cut short: a clean 400, not a 500
         prepare_bytes(raw[: raw.index(b"IDAT") + 40], Preprocessing(image_size=(32, 32)), LIMIT)
     assert err.value.code is ErrorCode.TRUNCATED_IMAGE
@@ -263,7 +263,7 @@ def test_sides_longer_than_65535_are_refused_before_decoding():
 
 
 def test_visualizations_are_drawn_at_a_bounded_size():
-    (h, w), fields = finish_all(encode(photo(3000, 1000), "JPEG"))
+    (h, w), fields = fields_of(encode(photo(3000, 1000), "JPEG"))
     assert (h, w) == (1000, 3000) and png_bytes_shape(fields["mask_data"]) == (1000, 3000)
     side = postprocess.VISUALIZATION_MAX_SIDE
     assert png_bytes_shape(fields["visualizations"].overlay) == (round(1000 * side / 3000), side, 3)

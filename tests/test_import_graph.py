@@ -24,7 +24,11 @@ ALLOWED = {
     "nailseg.images": {"nailseg.model.spec"},
     "nailseg.inference": {"nailseg.model", "nailseg.images"},
     "nailseg.store": {"nailseg.model", "nailseg.images", "nailseg.inference"},
-    "nailseg.api": {"nailseg.model.spec", "nailseg.images", "nailseg.compat", "nailseg.store.entries"},
+    # the protocol's handlers stand on the API's collaborators and guard; only nailseg.api.endpoints binds them
+    "nailseg.oip.serving": {"nailseg.oip", "nailseg.api", "nailseg.images"},
+    "nailseg.oip": set(),  # the protocol's codec: no HTTP, nothing of the service
+    "nailseg.api": {"nailseg.model.spec", "nailseg.images", "nailseg.compat", "nailseg.store.entries",
+                    "nailseg.oip"},
     "nailseg.client": {"nailseg.images", "nailseg.api.routes", "nailseg.api.schemas"},
 }
 OFFLINE = {"nailseg.store.importer", "nailseg.store.quantize"}  # `python -m models_import` only
@@ -124,12 +128,24 @@ def test_each_layer_imports_only_the_layers_below_it():
     assert not wrong
 
 
+def test_only_the_registry_binds_the_protocols_handlers():
+    edges = graph()
+    assert {m for m, targets in edges.items() if "nailseg.oip.serving" in targets} == {"nailseg.api.endpoints",
+                                                                                    "service"}
+
+
+def test_no_two_modules_share_a_file_name():
+    names = [p.name for p in (ROOT / "nailseg").rglob("*.py") if p.name != "__init__.py"]
+    assert sorted({n for n in names if names.count(n) > 1}) == []
+
+
 def test_base_modules_import_no_layer():
     edges = graph()
     assert all(not (edges[m] - BASE) for m in BASE)
 
 
-@pytest.mark.parametrize("layer", ["nailseg.images", "nailseg.api", "nailseg.client", "nailseg.model.spec"])
+@pytest.mark.parametrize("layer", ["nailseg.images", "nailseg.api", "nailseg.oip", "nailseg.client",
+                                   "nailseg.model.spec"])
 def test_api_side_never_reaches_torch_or_openvino(layer):
     edges, ext = graph(), externals()
     for module in [m for m in edges if m == layer or m.startswith(layer + ".")]:

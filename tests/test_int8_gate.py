@@ -216,6 +216,7 @@ def badly_quantizing_bundled_model():
     return ckpt, model
 
 
+@pytest.mark.slow  # a quantization and a store import
 @needs_nncf
 def test_import_rejects_a_model_that_quantizes_badly_and_forced_int8_still_serves_it(tmp_path, cpu):
     """(That the gate accepts the bundled model is checked on the real import in test_e2e_service.py.)"""

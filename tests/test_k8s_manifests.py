@@ -79,13 +79,13 @@ def test_a_broken_manifest_is_caught(manifests):
 
 
 def test_the_start_commands_are_the_ones_bentoml_accepts(manifests):
-    """The image's entrypoint hands `start-http-server ARGS` to bentoml_cli._internal.start (pinned 1.4.40)."""
-    from bentoml_cli._internal.start import build_start_command
+    """The image's entrypoint hands `start-http-server ARGS` to BentoML's start module (nailseg/compat/start.py)."""
+    from nailseg.compat import start
 
-    command = build_start_command().commands["start-http-server"]
+    command = start.start_http_server()
     for deployment in ("nailseg-runner", "nailseg-api"):
         args = container(manifests, deployment)["args"]
-        assert args[0] == "start-http-server"
+        assert args[0] == start.COMMAND
         command.make_context("start-http-server", [*args[1:], "/home/bentoml/bento"])  # raises on a bad flag
 
 

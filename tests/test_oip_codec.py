@@ -1,4 +1,4 @@
-"""The Open Inference Protocol codec (nailseg/api/oip.py) against the protocol's own clients: request
+"""The Open Inference Protocol codec (nailseg/oip/: decoding, encoding, metadata) against the protocol's own clients: request
 bodies built by tritonclient's encoder (binary BYTES photos, binary UINT8 tensors) and KServe's SDK (a
 JSON UINT8 tensor) are parsed, and the codec's answers are read back by tritonclient's InferResult and
 KServe's InferResponse. Then every malformed request: a 400 (or 413) with the protocol's error shape."""
@@ -14,7 +14,8 @@ import orjson
 import pytest
 
 from conftest import ROOT
-from nailseg.api import oip
+from nailseg.oip import decoding, encoding, metadata
+from nailseg.oip import types as oip_types
 
 th = pytest.importorskip("tritonclient.http", reason="dev extra: tritonclient[http]")
 kserve = pytest.importorskip("kserve", reason="dev extra: kserve")
@@ -41,7 +42,7 @@ def pixel_input(pixels: np.ndarray, binary: bool = True):
     return inp
 
 
-def triton_result(encoded: oip.EncodedResponse):
+def triton_result(encoded: encoding.EncodedResponse):
     return th.InferResult.from_response_body(encoded.body, header_length=encoded.header_length)
 
 
@@ -49,8 +50,8 @@ def fake_pngs(n: int) -> list[bytes]:
     return [b"\x89PNG\r\n\x1a\n" + bytes([i]) * (i + 3) for i in range(n)]
 
 
-def encode(request: oip.InferRequest, **outputs) -> oip.EncodedResponse:
-    return oip.encode_infer_response(request, model_name="unet", model_version="3", **outputs)
+def encode(request: oip_types.InferRequest, **outputs) -> encoding.EncodedResponse:
+    return encoding.encode_infer_response(request, model_name="unet", model_version="3", **outputs)
 
 
 # ------------------------------------------------------------------ round trips with the real clients
@@ -59,11 +60,11 @@ def encode(request: oip.InferRequest, **outputs) -> oip.EncodedResponse:
 def test_tritonclient_binary_photos_round_trip():
     body, json_size = triton_body([photo_input(PHOTOS)], request_id="req-1")
     assert json_size is not None and len(body) > json_size  # the binary extension: JSON header, then tensors
-    request = oip.parse_infer_request(body, str(json_size), max_images=MAX)
+    request = decoding.parse_infer_request(body, str(json_size), max_images=MAX)
     assert request.images == PHOTOS and request.pixels is None
     assert request.input_name == "image" and request.count == len(PHOTOS) and request.id == "req-1"
     # no outputs named: mask alone, binary (tritonclient then sets binary_data_output)
-    assert request.outputs == (oip.RequestedOutput("mask", True),)
+    assert request.outputs == (oip_types.RequestedOutput("mask", True),)
     assert not request.wants("probability")
 
     masks = fake_pngs(len(PHOTOS))
@@ -77,15 +78,15 @@ def test_tritonclient_binary_photos_round_trip():
     assert answer["model_name"] == "unet" and answer["model_version"] == "3" and answer["id"] == "req-1"
     assert result.get_output("mask")["datatype"] == "BYTES"
     # the header is the pydantic model's shape (what the OpenAPI spec can show)
-    header = oip.InferenceResponse.model_validate(orjson.loads(encoded.body[:encoded.header_length]))
-    assert header.outputs[0].parameters == {"binary_data_size": len(oip.serialize_bytes_elements(masks))}
+    header = oip_types.InferenceResponse.model_validate(orjson.loads(encoded.body[:encoded.header_length]))
+    assert header.outputs[0].parameters == {"binary_data_size": len(encoding.serialize_bytes_elements(masks))}
 
 
 def test_tritonclient_all_outputs_mixed_binary_and_json():
     outputs = [th.InferRequestedOutput("nail_count"), th.InferRequestedOutput("probability", binary_data=False),
                th.InferRequestedOutput("mask")]
     body, json_size = triton_body([photo_input(PHOTOS[:2])], outputs, parameters={"threshold": 0.25})
-    request = oip.parse_infer_request(body, json_size, max_images=MAX)
+    request = decoding.parse_infer_request(body, json_size, max_images=MAX)
     assert request.threshold == 0.25
     assert [(o.name, o.binary) for o in request.outputs] == [("nail_count", True), ("probability", False),
                                                              ("mask", True)]
@@ -104,7 +105,7 @@ def test_tritonclient_all_outputs_mixed_binary_and_json():
 def test_tritonclient_binary_pixels_round_trip():
     pixels = np.random.default_rng(1).integers(0, 256, (2, 7, 9, 3), dtype=np.uint8)
     body, json_size = triton_body([pixel_input(pixels)], [th.InferRequestedOutput("mask")])
-    request = oip.parse_infer_request(body, json_size, max_images=MAX)
+    request = decoding.parse_infer_request(body, json_size, max_images=MAX)
     assert request.images is None and request.input_name == "pixels"
     assert request.pixels.dtype == np.uint8 and request.pixels.shape == (2, 7, 9, 3)
     assert np.array_equal(request.pixels, pixels)
@@ -118,11 +119,11 @@ def test_tritonclient_binary_pixels_round_trip():
 
 def test_tritonclient_gzip_request_body():
     body, json_size = triton_body([photo_input(PHOTOS[:1])])
-    raw = oip.decode_content_encoding(gzip.compress(body), "gzip", max_size=len(body))
-    request = oip.parse_infer_request(raw, json_size, max_images=MAX)
+    raw = decoding.decode_content_encoding(gzip.compress(body), "gzip", max_size=len(body))
+    request = decoding.parse_infer_request(raw, json_size, max_images=MAX)
     assert request.images == PHOTOS[:1]
-    assert oip.decode_content_encoding(zlib.compress(body), "deflate", max_size=len(body)) == body
-    assert oip.decode_content_encoding(body, None, max_size=len(body)) is body
+    assert decoding.decode_content_encoding(zlib.compress(body), "deflate", max_size=len(body)) == body
+    assert decoding.decode_content_encoding(body, None, max_size=len(body)) is body
 
 
 def test_kserve_json_pixels_round_trip():
@@ -133,7 +134,7 @@ def test_kserve_json_pixels_round_trip():
                                      request_outputs=[KsRequestedOutput("mask"), KsRequestedOutput("nail_count")])
     rest, json_length = ks_request.to_rest()  # what InferenceRESTClient sends (protocol v2)
     assert json_length is None and rest["inputs"][0]["data"][:3] == pixels.reshape(-1)[:3].tolist()
-    request = oip.parse_infer_request(orjson.dumps(rest), None, max_images=MAX)
+    request = decoding.parse_infer_request(orjson.dumps(rest), None, max_images=MAX)
     assert np.array_equal(request.pixels, pixels) and request.threshold == 0.7
     assert request.id == rest["id"]  # KServe sends a uuid; it comes back
     assert [(o.name, o.binary) for o in request.outputs] == [("mask", False), ("nail_count", False)]
@@ -155,17 +156,17 @@ def test_tritonclient_json_pixels_and_nested_json_data():
     pixels = np.arange(2 * 3 * 2 * 3, dtype=np.uint8).reshape(2, 3, 2, 3)
     body, json_size = triton_body([pixel_input(pixels, binary=False)])
     assert json_size is None
-    assert np.array_equal(oip.parse_infer_request(body, None, max_images=MAX).pixels, pixels)
+    assert np.array_equal(decoding.parse_infer_request(body, None, max_images=MAX).pixels, pixels)
     nested = {"inputs": [{"name": "pixels", "datatype": "UINT8", "shape": [2, 3, 2, 3], "data": pixels.tolist()}]}
-    assert np.array_equal(oip.parse_infer_request(orjson.dumps(nested), max_images=MAX).pixels, pixels)
+    assert np.array_equal(decoding.parse_infer_request(orjson.dumps(nested), max_images=MAX).pixels, pixels)
 
 
 def test_json_photos_need_base64_content_type_and_json_masks_are_base64():
     doc = {"id": "j", "inputs": [{"name": "image", "datatype": "BYTES", "shape": [2],
                                   "parameters": {"content_type": "base64"},
                                   "data": [base64.b64encode(p).decode() for p in PHOTOS[:2]]}]}
-    request = oip.parse_infer_request(orjson.dumps(doc), max_images=MAX)
-    assert request.images == PHOTOS[:2] and request.outputs == (oip.RequestedOutput("mask", False),)
+    request = decoding.parse_infer_request(orjson.dumps(doc), max_images=MAX)
+    assert request.images == PHOTOS[:2] and request.outputs == (oip_types.RequestedOutput("mask", False),)
     encoded = encode(request, mask=fake_pngs(2))
     answer = orjson.loads(encoded.body)
     out = answer["outputs"][0]
@@ -173,8 +174,8 @@ def test_json_photos_need_base64_content_type_and_json_masks_are_base64():
     assert [base64.b64decode(s) for s in out["data"]] == fake_pngs(2)
 
     del doc["inputs"][0]["parameters"]
-    with pytest.raises(oip.OipError, match="content_type") as err:
-        oip.parse_infer_request(orjson.dumps(doc), max_images=MAX)
+    with pytest.raises(oip_types.OipError, match="content_type") as err:
+        decoding.parse_infer_request(orjson.dumps(doc), max_images=MAX)
     assert err.value.status == 400
 
 
@@ -183,7 +184,7 @@ def test_binary_data_output_and_per_output_override():
            "inputs": [{"name": "image", "datatype": "BYTES", "shape": [1], "parameters": {"content_type": "base64"},
                        "data": [base64.b64encode(PHOTOS[0]).decode()]}],
            "outputs": [{"name": "mask"}, {"name": "nail_count", "parameters": {"binary_data": False}}]}
-    request = oip.parse_infer_request(orjson.dumps(doc), max_images=MAX)
+    request = decoding.parse_infer_request(orjson.dumps(doc), max_images=MAX)
     assert [(o.name, o.binary) for o in request.outputs] == [("mask", True), ("nail_count", False)]
     result = triton_result(encode(request, mask=fake_pngs(1), nail_count=[1]))
     assert result.get_output("nail_count")["data"] == [1]
@@ -192,7 +193,7 @@ def test_binary_data_output_and_per_output_override():
 
 def test_encoder_refuses_what_the_server_got_wrong():
     body, json_size = triton_body([photo_input(PHOTOS[:2])], [th.InferRequestedOutput("probability")])
-    request = oip.parse_infer_request(body, json_size, max_images=MAX)
+    request = decoding.parse_infer_request(body, json_size, max_images=MAX)
     with pytest.raises(ValueError, match="probability"):
         encode(request, mask=fake_pngs(2))
     with pytest.raises(ValueError):
@@ -203,9 +204,9 @@ def test_encoder_refuses_what_the_server_got_wrong():
 
 
 def test_server_and_model_metadata_parse_as_kserve_models():
-    server = ServerMetadataResponse.model_validate(oip.server_metadata("nailseg", "0.1.0"))
+    server = ServerMetadataResponse.model_validate(metadata.server_metadata("nailseg", "0.1.0"))
     assert "binary_tensor_data" in server.extensions
-    meta = oip.model_metadata("unet", ["3"], "nailseg_unet", model_size=(256, 192), max_batch_images=MAX)
+    meta = metadata.model_metadata("unet", ["3"], "nailseg_unet", model_size=(256, 192), max_batch_images=MAX)
     parsed = ModelMetadataResponse.model_validate(meta)
     assert parsed.name == "unet" and parsed.versions == ["3"]
     tensors = {t.name: (t.datatype, t.shape) for t in parsed.inputs + parsed.outputs}
@@ -215,7 +216,7 @@ def test_server_and_model_metadata_parse_as_kserve_models():
 
 
 def test_model_config_has_what_perf_analyzer_reads():
-    config = oip.model_config("unet", "nailseg_unet", max_batch_images=MAX, model_size=(256, 256))
+    config = metadata.model_config("unet", "nailseg_unet", max_batch_images=MAX, model_size=(256, 256))
     # 0: N is an explicit dimension (with > 0 perf_analyzer strips it and image [N] has no shape left)
     assert config["max_batch_size"] == 0
     assert {i["name"]: (i["data_type"], i["dims"], i["optional"]) for i in config["input"]} == {
@@ -224,8 +225,8 @@ def test_model_config_has_what_perf_analyzer_reads():
     for absent in ("sequence_batching", "dynamic_batching", "model_transaction_policy", "response_cache"):
         assert absent not in config
     assert config["platform"] != "ensemble"
-    assert oip.live_body() == {"live": True} and oip.ready_body(False) == {"ready": False}
-    assert oip.model_ready_body("unet", True) == {"name": "unet", "ready": True}
+    assert metadata.live_body() == {"live": True} and metadata.ready_body(False) == {"ready": False}
+    assert metadata.model_ready_body("unet", True) == {"name": "unet", "ready": True}
 
 
 # ------------------------------------------------------------------ malformed requests
@@ -330,41 +331,41 @@ BAD = {
 @pytest.mark.parametrize("case", list(BAD))
 def test_malformed_requests_are_400_with_the_protocols_error_shape(case):
     body, header, message = BAD[case]
-    with pytest.raises(oip.OipError) as err:
-        oip.parse_infer_request(body, header, max_images=MAX)
+    with pytest.raises(oip_types.OipError) as err:
+        decoding.parse_infer_request(body, header, max_images=MAX)
     assert err.value.status == 400, err.value.message
     assert message in err.value.message
     assert orjson.loads(err.value.body()) == {"error": err.value.message}
-    oip.ErrorResponse.model_validate_json(err.value.body())
+    oip_types.ErrorResponse.model_validate_json(err.value.body())
 
 
 def test_pixel_limit_is_413():
     body, header = _binary_pixels(shape=(1, 20, 30, 3))
-    assert oip.parse_infer_request(body, header, max_images=MAX, max_pixels=600).pixels.shape == (1, 20, 30, 3)
-    with pytest.raises(oip.OipError, match="pixel limit") as err:
-        oip.parse_infer_request(body, header, max_images=MAX, max_pixels=599)
+    assert decoding.parse_infer_request(body, header, max_images=MAX, max_pixels=600).pixels.shape == (1, 20, 30, 3)
+    with pytest.raises(oip_types.OipError, match="pixel limit") as err:
+        decoding.parse_infer_request(body, header, max_images=MAX, max_pixels=599)
     assert err.value.status == 413
 
 
 def test_content_encoding_errors():
     bomb = zlib.compress(bytes(10_000_000))
-    with pytest.raises(oip.OipError) as err:
-        oip.decode_content_encoding(bomb, "deflate", max_size=1_000_000)
+    with pytest.raises(oip_types.OipError) as err:
+        decoding.decode_content_encoding(bomb, "deflate", max_size=1_000_000)
     assert err.value.status == 413
-    with pytest.raises(oip.OipError) as err:
-        oip.decode_content_encoding(b"not gzip", "gzip", max_size=100)
+    with pytest.raises(oip_types.OipError) as err:
+        decoding.decode_content_encoding(b"not gzip", "gzip", max_size=100)
     assert err.value.status == 400
-    with pytest.raises(oip.OipError) as err:
-        oip.decode_content_encoding(gzip.compress(b"x" * 100)[:-9], "gzip", max_size=1000)
+    with pytest.raises(oip_types.OipError) as err:
+        decoding.decode_content_encoding(gzip.compress(b"x" * 100)[:-9], "gzip", max_size=1000)
     assert err.value.status == 400
-    with pytest.raises(oip.OipError) as err:
-        oip.decode_content_encoding(b"x", "br", max_size=100)
+    with pytest.raises(oip_types.OipError) as err:
+        decoding.decode_content_encoding(b"x", "br", max_size=100)
     assert err.value.status == 415
 
 
 def test_the_codec_does_not_import_torch():
     import subprocess
     import sys
-    code = "import sys, nailseg.api.oip; print('torch' in sys.modules)"
+    code = "import sys, nailseg.oip.decoding, nailseg.oip.encoding, nailseg.oip.metadata; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     assert out.stdout.strip() == "False"

@@ -7,12 +7,14 @@ from __future__ import annotations
 import base64
 import os
 
+import orjson
 import pytest
 from conftest import ROOT
-from test_e2e_service import server  # noqa: F401 (the fixture, reused)
 
 from bench import oip_perf
-from nailseg.api import oip
+from nailseg.oip import decoding
+
+pytestmark = pytest.mark.e2e
 
 PHOTOS = [p.read_bytes() for p in sorted((ROOT / "examples").glob("*.jpg"))[:2]]
 
@@ -25,9 +27,9 @@ def test_input_data_holds_length_prefixed_photos():
         raw = base64.b64decode(step["image"]["content"]["b64"])
         assert raw[:4] == len(photo).to_bytes(4, "little") and raw[4:] == photo
         # what perf_analyzer then sends is a valid binary BYTES tensor for the codec
-        head = oip.orjson.dumps({"inputs": [{"name": "image", "datatype": "BYTES", "shape": [1],
+        head = orjson.dumps({"inputs": [{"name": "image", "datatype": "BYTES", "shape": [1],
                                              "parameters": {"binary_data_size": len(raw)}}]})
-        assert oip.parse_infer_request(head + raw, len(head), max_images=1).images == [photo]
+        assert decoding.parse_infer_request(head + raw, len(head), max_images=1).images == [photo]
 
 
 def test_parse_csv_verbose():

@@ -9,7 +9,8 @@ import secrets
 import httpx
 import pytest
 from conftest import example_photos
-from test_e2e_service import b64, start_server
+from support.checks import b64
+from support.server import start_server
 
 from nailseg.api.guard.validation import Validation
 from nailseg.api.routes import MODEL, ROUTES, PathSet, endpoint_label, route_of
@@ -38,6 +39,7 @@ def test_each_route_is_found_by_its_own_path_and_label():
     assert f"/v2/models/{MODEL}/versions/7/infer" in PathSet(lambda r: r.infer)
 
 
+@pytest.mark.e2e
 def test_every_route_is_in_the_spec_served_and_counted(server):
     spec = server.get("/docs.json", headers=ADMIN).json()
     version = server.get("/api/unet/model-info", headers=ADMIN).json()["model_tag"].split(":")[1]
@@ -74,6 +76,7 @@ def test_the_guard_takes_its_bodies_from_the_table():
             assert known, route.name  # every POST body is checked before a handler sees it
 
 
+@pytest.mark.e2e
 def test_the_spec_is_valid_openapi_3_1(server):
     """pydantic writes JSON Schema 2020-12 (prefixItems, null in anyOf): valid in OpenAPI 3.1, not in 3.0."""
     from openapi_spec_validator import OpenAPIV31SpecValidator

@@ -1,6 +1,6 @@
 """Scale-out layout: the runner and the API as separate processes on their own ports, as deploy/k8s runs
-them, started through BentoML's start module (`bentoml_cli._internal.start`, internal: bentoml is pinned
-to 1.4.40 in requirements.txt and this test is what notices a change). The servers run with nncf and
+them, started through BentoML's start module (internal: nailseg/compat/start.py lists it, and this test
+is what notices a change). The servers run with nncf and
 tqdm made unimportable: serving must not need the import or training extras."""
 
 from __future__ import annotations
@@ -13,10 +13,14 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 from conftest import BUNDLED_MIN_DICE, dice, example_photos, require_bundled
-from e2e_server import Server, free_port, launch, run_import
-from test_e2e_service import b64, png_array
+from support.server import Server, free_port, launch, run_import
+from support.checks import b64, png_array
 
-START = [sys.executable, "-m", "bentoml_cli._internal.start", "start-http-server"]
+from nailseg.compat import start
+
+pytestmark = pytest.mark.e2e
+
+START = start.command_line(sys.executable)
 RUNNER = "unet_runner"  # the runner service's name (runners/unet_runner.py), as in --depends NAME=URL
 NOT_SERVING = ("nncf", "tqdm")  # import and training extras (pyproject.toml), absent from the image
 

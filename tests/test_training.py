@@ -50,6 +50,7 @@ def test_scores_are_exact_on_a_known_case():
     assert s.mean_dice == pytest.approx((4 / 6 + 1) / 2) and s.mean_iou == pytest.approx((0.5 + 1) / 2)
 
 
+@pytest.mark.slow  # the whole test split, twice
 @pytest.mark.skipif(not DATA.exists(), reason=f"shared data set not at {DATA}")
 @pytest.mark.parametrize("flip, floor", [(False, BUNDLED_MIN_TEST_DICE), (True, BUNDLED_MIN_TEST_DICE_FLIP)])
 def test_bundled_model_on_the_real_test_split(flip, floor):

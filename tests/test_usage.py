@@ -18,14 +18,10 @@ import pytest
 from conftest import example_photos
 from PIL import Image, ImageOps
 from pycocotools import mask as coco_mask
-from test_e2e_service import (  # noqa: F401 (fixture)
-    MAX_BATCH,
-    MAX_BODY_MB,
-    assert_error,
-    b64,
-    png_array,
-    server,
-)
+from support.checks import assert_error, b64, png_array
+from support.server import MAX_BATCH, MAX_BODY_MB
+
+pytestmark = pytest.mark.e2e
 
 PHOTO = example_photos()[1][0]
 

@@ -1,22 +1,17 @@
 """How every handler answers: its model as JSON (fields that do not apply left out), or its error.
 
-``answers`` wraps a handler once for all endpoints: it times the request, reads the request id the
-guard set, turns an ``ApiError`` into the error shape with its status, and fills the fields every
-answer carries (``request_id``, ``model_info``, ``processing_time_ms``). A handler returns its answer
-model (or a ready Response, for a PNG), so its return annotation is the truth about its body.
+``answer`` fills the fields every answer carries (``request_id``, ``model_info``, ``processing_time_ms``)
+and writes it; ``error_body`` is an ``ApiError`` in the error shape. A handler returns its answer model
+(or a ready Response, for a picture), so its return annotation is the truth about its body.
 """
 
 from __future__ import annotations
 
-import functools
 import time
-from typing import Awaitable, Callable
-
 from pydantic import BaseModel
 from starlette.responses import Response
 
 from nailseg.api import jsonbody
-from nailseg.api.guard.asgi import state
 from nailseg.api.schemas import ErrorDetail, ErrorResponse, ModelInfoBrief
 from nailseg.errors import ApiError
 
@@ -47,25 +42,3 @@ def answer(body: BaseModel | Response, request_id: str, brief: ModelInfoBrief | 
     if "processing_time_ms" in type(body).model_fields and "processing_time_ms" not in given:
         body.processing_time_ms = ms_since(started)
     return json_response(body, status)
-
-
-def answers(brief: Callable[[object], ModelInfoBrief | None]):
-    """Decorator for a BentoML API method ``(self, ..., ctx) -> answer model``; ``brief(self)`` is the model
-    brief every answer carries. BentoML still sees the method's own parameters and annotation."""
-
-    def wrap(handler: Callable[..., Awaitable[BaseModel | Response]]):
-        @functools.wraps(handler)
-        async def answered(self, *args, ctx, **kwargs) -> Response:
-            started = state(ctx.request.scope).get("started") or time.perf_counter()  # when the guard took it
-            request_id = ctx.request.headers.get("x-request-id", "")
-            try:
-                body = await handler(self, *args, ctx=ctx, **kwargs)
-                status = 200
-            except ApiError as e:
-                body, status = error_body(e, started, request_id, brief(self)), e.status
-            ctx.response.status_code = status
-            return answer(body, request_id, brief(self), started, status)
-
-        return answered
-
-    return wrap

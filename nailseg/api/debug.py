@@ -1,7 +1,7 @@
 """The debug endpoints (development.enable_debug_endpoints): GET /api/unet/debug/config, /requests, /outputs.
 
-info.py serves them with the other GET endpoints only while the key is on (off, no route serves them:
-a 404 like any unknown path). The guard lets only admin keys through, and while no admin key is
+nailseg/api/endpoints.py serves them with the other GET endpoints only while the key is on (off, no route
+serves them: a 404 like any unknown path). The guard lets only admin keys through, and while no admin key is
 configured refuses them to everyone (nailseg/api/guard/auth.py): they are never open.
 """
 
@@ -11,12 +11,12 @@ import asyncio
 import time
 from pathlib import Path
 
-import bentoml
 from starlette.requests import Request
 from starlette.responses import Response
 
 from nailseg.api.answers import answer
 from nailseg.api.debug_outputs import saved
+from nailseg.api.deps import Deps
 from nailseg.api.schemas import (
     DebugConfigResponse,
     DebugOutput,
@@ -25,17 +25,17 @@ from nailseg.api.schemas import (
 )
 
 
-async def config(request: Request) -> Response:
+async def config(deps: Deps, request: Request) -> Response:
     """The effective settings; keys are SecretStr, which pydantic writes as ********** (never the key)."""
-    svc, started = bentoml.get_current_service(), time.perf_counter()
-    body = DebugConfigResponse(settings=svc.settings.model_dump(mode="json"))
-    return answer(body, request.headers.get("x-request-id", ""), svc.brief, started)
+    started = time.perf_counter()
+    body = DebugConfigResponse(settings=deps.settings.model_dump(mode="json"))
+    return answer(body, request.headers.get("x-request-id", ""), deps.brief, started)
 
 
-async def requests(request: Request) -> Response:
-    svc, started = bentoml.get_current_service(), time.perf_counter()
-    body = DebugRequestsResponse(requests=svc.recent_requests.newest_first())
-    return answer(body, request.headers.get("x-request-id", ""), svc.brief, started)
+async def requests(deps: Deps, request: Request) -> Response:
+    started = time.perf_counter()
+    body = DebugRequestsResponse(requests=deps.recent_requests.newest_first())
+    return answer(body, request.headers.get("x-request-id", ""), deps.brief, started)
 
 
 def listing(root: Path) -> list[DebugOutput]:
@@ -51,13 +51,11 @@ def listing(root: Path) -> list[DebugOutput]:
     return found
 
 
-async def outputs(request: Request) -> Response:
-    svc, started = bentoml.get_current_service(), time.perf_counter()
-    dev = svc.settings.development
+async def outputs(deps: Deps, request: Request) -> Response:
+    started = time.perf_counter()
+    dev = deps.settings.development
     body = DebugOutputsResponse(saving=dev.save_debug_outputs, directory=str(dev.debug_output_dir),
                                 max_outputs=dev.max_debug_outputs,
                                 outputs=await asyncio.to_thread(listing, dev.debug_output_dir))
-    return answer(body, request.headers.get("x-request-id", ""), svc.brief, started)
+    return answer(body, request.headers.get("x-request-id", ""), deps.brief, started)
 
-
-HANDLERS = {"debug-config": config, "debug-requests": requests, "debug-outputs": outputs}

@@ -1,6 +1,6 @@
-"""The GET endpoints (/health, /model-info, /demo, and with development.enable_debug_endpoints the debug
-ones of nailseg/api/debug.py): a small Starlette app that service.py mounts under the prefix (BentoML
-APIs are POST only). Their paths come from the route table."""
+"""The handlers of the GET endpoints under the prefix (/health, /model-info, /version, /demo; the debug ones are in
+nailseg/api/debug.py): each is given its collaborators and the Starlette request. BentoML APIs are POST
+only, so nailseg/api/endpoints.py serves them from a Starlette app mounted under the prefix."""
 
 from __future__ import annotations
 
@@ -8,23 +8,15 @@ import time
 from datetime import datetime, timezone
 
 import bentoml
-from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
-from starlette.routing import Route
 
-from nailseg.api import debug, demo
-from nailseg.api.answers import answer, json_response
+from nailseg.api import demo
+from nailseg.api.answers import answer
+from nailseg.api.deps import Deps
 from nailseg.api.guard.auth import shown_checkpoint_path
-from nailseg.api.routes import PREFIX, ROUTES
-from nailseg.api.schemas import (
-    SUPPORTED_FORMATS,
-    ErrorDetail,
-    ErrorResponse,
-    HealthResponse,
-    ModelInfoResponse,
-    RunnerStatus,
-)
+from nailseg.api.openapi import project_version
+from nailseg.api.schemas import SUPPORTED_FORMATS, HealthResponse, ModelInfoResponse, RunnerStatus, VersionResponse
 from nailseg.errors import ApiError
 
 
@@ -37,13 +29,12 @@ def capabilities(settings) -> list[str]:
     return caps
 
 
-async def health(request: Request) -> Response:
-    svc = bentoml.get_current_service()
+async def health(deps: Deps, request: Request) -> Response:
     started = time.perf_counter()
     try:
-        status = await svc.runner_client.refresh(refresh=True)
+        status = await deps.runner_client.refresh(refresh=True)
     except ApiError as e:
-        last = svc.runner_client.status
+        last = deps.runner_client.status
         status = RunnerStatus(model_loaded=False, device="unknown", gpu_available=False, pools_ready=False,
                               error=e.message, skipped_models=last.skipped_models if last else [])
     healthy = status.model_loaded and status.pools_ready and status.last_health_check_ok is not False
@@ -57,23 +48,22 @@ async def health(request: Request) -> Response:
         last_health_check=(datetime.fromtimestamp(status.last_health_check, timezone.utc).isoformat(timespec="seconds")
                            if status.last_health_check else None),
         memory_usage=status.memory_usage,
-        capabilities=capabilities(svc.settings),
+        capabilities=capabilities(deps.settings),
         error=status.error or (None if healthy else "the model's last health check failed"),
         skipped_models=status.skipped_models,
     )
-    return answer(body, request.headers.get("x-request-id", ""), svc.brief, started, 200 if healthy else 503)
+    return answer(body, request.headers.get("x-request-id", ""), deps.brief, started, 200 if healthy else 503)
 
 
-async def model_info(request: Request) -> Response:
-    svc = bentoml.get_current_service()
+async def model_info(deps: Deps, request: Request) -> Response:
     started = time.perf_counter()
-    status = await svc.runner_client.refresh()
+    status = await deps.runner_client.refresh()
     m, prep = status.model, status.model.preprocessing
     h, w = prep.image_size
     body = ModelInfoResponse(
         model_tag=status.model_tag,
         model_variant=m.model_variant,
-        checkpoint_path=shown_checkpoint_path(m.source_file, svc.settings.security.expose_server_paths),
+        checkpoint_path=shown_checkpoint_path(m.source_file, deps.settings.security.expose_server_paths),
         checkpoint_sha256=m.source_sha256,
         model_parameters=m.parameters,
         input_shape=[1, m.architecture.input_channels, h, w],
@@ -94,27 +84,16 @@ async def model_info(request: Request) -> Response:
         supported_formats=SUPPORTED_FORMATS,
         skipped_models=status.skipped_models,
     )
-    return answer(body, request.headers.get("x-request-id", ""), svc.brief, started)
+    return answer(body, request.headers.get("x-request-id", ""), deps.brief, started)
 
 
-async def demo_page(request: Request) -> HTMLResponse:
+async def version(deps: Deps, request: Request) -> Response:
+    started = time.perf_counter()
+    status = await deps.runner_client.model_status()
+    body = VersionResponse(version=project_version(), bentoml_version=bentoml.__version__, model_tag=status.model_tag)
+    return answer(body, request.headers.get("x-request-id", ""), deps.brief, started)
+
+
+async def demo_page(deps: Deps, request: Request) -> HTMLResponse:
     """A page to try the service in a browser (nailseg/api/demo.html)."""
     return HTMLResponse(demo.page(), headers=demo.headers())
-
-
-async def _api_error(request: Request, exc: ApiError) -> Response:
-    svc = bentoml.get_current_service()
-    body = ErrorResponse(error=ErrorDetail(code=exc.code.value, message=exc.message), model_info=svc.brief,
-                         request_id=request.headers.get("x-request-id", ""))
-    return json_response(body, exc.status)
-
-
-_HANDLERS = {"health": health, "model-info": model_info, "demo": demo_page}
-
-
-def get_app(debug_endpoints: bool = False) -> Starlette:
-    """The GET endpoints' app; the debug endpoints are routes only with ``debug_endpoints`` (else unknown paths)."""
-    handlers = {**_HANDLERS, **(debug.HANDLERS if debug_endpoints else {})}
-    return Starlette(routes=[Route(ROUTES[name].path.removeprefix(PREFIX), handler, methods=["GET"])
-                             for name, handler in handlers.items()],
-                     exception_handlers={ApiError: _api_error})

@@ -1,5 +1,4 @@
-"""Response bodies as JSON bytes, with orjson: ~8x less CPU than the standard library's encoder per
-segment answer (measured in bench/api_cost.py's comparison: 21.7 -> 2.7 us; see README Performance)."""
+"""Response bodies as JSON bytes, with orjson (why, measured: docs/performance.md, bench/results/)."""
 
 from __future__ import annotations
 

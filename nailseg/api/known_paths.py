@@ -4,7 +4,7 @@
 BentoML's metrics middleware labels each request with its raw path, so every random path would add
 series to /metrics; renamed, all of them share one label. Starlette's router never sees the original
 either, so ``/segment/`` (trailing slash) is a 404, not a redirect to the ``Host`` the client sent.
-It has to wrap BentoML's whole ASGI app: nailseg/compat/asgi.py puts it there.
+It has to wrap BentoML's whole ASGI app: nailseg/compat/whole_app.py puts it there.
 """
 
 from __future__ import annotations

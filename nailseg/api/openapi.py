@@ -19,9 +19,9 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from nailseg.api import oip
+from nailseg.oip.types import InferenceRequest
 from nailseg.api.routes import OIP_PREFIX, PREFIX, Route, served
-from nailseg.api.schemas import ErrorResponse
+from nailseg.api.schemas import ErrorResponse, TryOnRequest
 
 TITLE = "Nail segmentation API"
 DESCRIPTION = (
@@ -33,7 +33,7 @@ DESCRIPTION = (
     "`{error: message}`. Try it in a browser at `/api/unet/demo`."
 )
 CONTACT = {"name": "nail segmentation serving maintainers (see the project's README and SECURITY.md)"}
-LICENSE = {"name": "no licence is declared for the code; the bundled model is trained on CC BY 4.0 data (MODEL_CARD.md)"}
+LICENSE = {"name": "Apache License 2.0", "identifier": "Apache-2.0"}  # the code's (LICENSE); the model's data: MODEL_CARD.md
 TAGS = [{"name": "nail segmentation", "description": "The serving guide's endpoints: masks, batches, state, reload."},
         {"name": "open inference protocol", "description": "KServe v2 REST: what Triton's and KServe's clients speak."},
         {"name": "infrastructure", "description": "BentoML's probes and Prometheus metrics."}]
@@ -47,11 +47,15 @@ EXAMPLES: dict[str, dict[str, Any]] = {
     # a file part cannot be shown in JSON: the photo's part is named
     "segment-image": {"image": "(photo.jpg: a JPEG, PNG or BMP file)", "threshold": 0.5, "mask_format": "coco_rle"},
     "mask": {"image": "(photo.jpg: a JPEG, PNG or BMP file)", "threshold": 0.5, "overlay": False},
-    "tryon": {"image": "(photo.jpg: a JPEG, PNG or BMP file)", "color": "#C8143C", "opacity": 0.85,
-              "finish": "gloss", "output_format": "png"},
+    "tryon": {"image": "(photo.jpg: a JPEG, PNG or BMP file)",
+              **{name: field.examples[0] if field.examples else field.default  # the model's own defaults
+                 for name, field in TryOnRequest.model_fields.items() if field.examples or field.default is not None}},
     "v2-infer": {"inputs": [{"name": "pixels", "datatype": "UINT8", "shape": [1, 2, 2, 3], "data": [0] * 12}],
                  "outputs": [{"name": "mask"}]},
 }
+BINARY_BODY = ("JSON tensors; or the binary tensor data extension: with an `Inference-Header-Content-Length` header "
+               "the body is a JSON header of that many bytes, then each binary input's bytes "
+               "(docs/inference-protocol.md)")
 _OIP_ERROR = {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}}
 
 
@@ -63,7 +67,7 @@ def project_version() -> str:
 
 
 def _models(routes: list[Route]) -> list[tuple[type[BaseModel], str]]:
-    found: dict[type[BaseModel], str] = {ErrorResponse: "serialization", oip.InferenceRequest: "validation"}
+    found: dict[type[BaseModel], str] = {ErrorResponse: "serialization", InferenceRequest: "validation"}
     for r in routes:
         for model, mode in ((r.body, "validation"), (r.form, "validation"), (r.answer, "serialization")):
             if model is not None:
@@ -96,11 +100,10 @@ def _request_body(route: Route) -> dict[str, Any] | None:
         return {"required": True, "content": {"multipart/form-data": {"schema": _form_schema(route.form),
                                                                       "example": EXAMPLES[route.name]}}}
     if route.infer:
-        return {"required": True, "content": {
-            "application/json": {"schema": _ref(oip.InferenceRequest), "example": EXAMPLES["v2-infer"]},
-            "application/octet-stream": {"schema": {"type": "string", "format": "binary", "description":
-                                                    "the binary tensor data extension: a JSON header of "
-                                                    "Inference-Header-Content-Length bytes, then the tensors"}}}}
+        # the binary tensor data extension is the same operation with an Inference-Header-Content-Length
+        # header, which OpenAPI cannot tie to a media type: its body is described, not offered
+        return {"required": True, "description": BINARY_BODY, "content": {
+            "application/json": {"schema": _ref(InferenceRequest), "example": EXAMPLES["v2-infer"]}}}
     return None
 
 

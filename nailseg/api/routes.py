@@ -1,8 +1,9 @@
 """The route table: every endpoint of the API, declared once.
 
 The guard (keys, limits, body validation), the metrics, the OpenAPI additions and the demo page read
-it; service.py declares each handler with ``route=ROUTES[name].path``. Adding an endpoint is one entry
-here plus its handler (tests/test_routes.py checks that every entry is served, documented and counted).
+it; nailseg/api/endpoints.py binds each entry to its handler. Adding an endpoint is one entry here plus
+its typed handler bound there (tests/test_routes.py checks that every entry is served, documented and
+counted; tests/test_endpoints.py that each handler takes its route's model).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
+from nailseg.oip.types import InferRequest
 from nailseg.api.schemas import (
     DebugConfigResponse,
     DebugOutputsResponse,
@@ -28,10 +30,11 @@ from nailseg.api.schemas import (
     SegmentRequest,
     SegmentResponse,
     TryOnRequest,
+    VersionResponse,
 )
 
 PREFIX = "/api/unet"  # the serving guide's endpoints
-OIP_PREFIX = "/v2"  # the Open Inference Protocol's (KServe v2 REST), nailseg/api/oip_routes.py
+OIP_PREFIX = "/v2"  # the Open Inference Protocol's (KServe v2 REST), nailseg/oip/serving.py
 MODEL = "unet"  # the model's name there: the model store's name for it
 
 # The error codes (nailseg/errors.py, and the guard's keys and limits) each kind of endpoint can answer with.
@@ -64,6 +67,11 @@ class Route:
     template: str | None = None  # the full path, {parameters} included, where it is not PREFIX/name
     protocol: Literal["unet", "oip"] = "unet"  # whose error shape: ours, or the protocol's {"error": "..."}
     infer: bool = False  # an Open Inference Protocol infer body, parsed and checked by the guard
+
+    @property
+    def model(self) -> type | None:
+        """What the guard validates and the handler is given: the JSON body's model, the form's, the infer body."""
+        return self.body or self.form or (InferRequest if self.infer else None)
 
     @property
     def path(self) -> str:
@@ -100,6 +108,8 @@ _TABLE = (
           "cannot.", answer=HealthResponse, errors={**_ACCESS}),
     Route("model-info", "GET", "The served model: tag, architecture, checkpoint, preprocessing, device, precision "
           "and backend.", answer=ModelInfoResponse, errors={**_ACCESS, **_SERVER}),
+    Route("version", "GET", "The versions served: this service's package, BentoML, and the model's store tag.",
+          answer=VersionResponse, errors={**_ACCESS, **_SERVER}),
     Route("demo", "GET", "A page to try a photo in a browser: overlay, mask, threshold slider, nail count, "
           "timings, polish try-on.", answer_media="text/html"),
     *(Route(f"debug-{name}", "GET", f"{summary} (development.enable_debug_endpoints; an admin key).",

@@ -194,6 +194,15 @@ class ModelInfoResponse(_Response):
     skipped_models: list[SkippedModel] = []
 
 
+class VersionResponse(_Response):
+    """GET /api/unet/version."""
+
+    success: bool = True
+    version: str = Field(description="this service's package version (nail-segmentation-serving)")
+    bentoml_version: str = Field(description="the BentoML version serving it")
+    model_tag: str = Field(description="the model store entry the runner serves, `unet:<version>`")
+
+
 class DebugConfigResponse(_Response):
     """GET /api/unet/debug/config."""
 

@@ -30,9 +30,10 @@ from nailseg.errors import ApiError, ErrorCode
 from nailseg.images import pipeline
 from nailseg.images.tryon import Polish
 from nailseg.images.pipeline import PreparedImage
+from nailseg.oip.types import InferRequest
 
 log = logging.getLogger("unet.api")
-Image = str | Path  # base64 text (the JSON APIs) or an uploaded file (the multipart APIs)
+Image = str | Path | bytes  # base64 text (the JSON APIs), an uploaded file (multipart), a photo (the protocol)
 
 
 class Segmenter:
@@ -47,7 +48,7 @@ class Segmenter:
             return None
         return ModelInfoBrief(model_variant=s.model.model_variant, device=s.device)
 
-    def threshold(self, options: SegmentOptions | MaskRequest | TryOnRequest) -> float:
+    def threshold(self, options: SegmentOptions | MaskRequest | TryOnRequest | InferRequest) -> float:
         return options.threshold if options.threshold is not None else self.settings.inference.threshold
 
     def _checked_threshold(self, options: SegmentOptions) -> float:
@@ -58,7 +59,7 @@ class Segmenter:
     async def _prepare_many(self, images: list[Image], max_total_pixels: int | None = None
                             ) -> list[PreparedImage | ApiError]:
         status = await self.runner.model_status()
-        data = [im if isinstance(im, str) else im.read_bytes() for im in images]
+        data = [im.read_bytes() if isinstance(im, Path) else im for im in images]
         with metrics.get().timed("decode"):
             return await asyncio.to_thread(pipeline.prepare_many, data, status.model.preprocessing,
                                            self.settings.limits.max_image_pixels, max_total_pixels)
@@ -72,8 +73,9 @@ class Segmenter:
         return [prob for chunk in results for prob in chunk]
 
     @staticmethod
-    async def encode(func, *args):
-        """Mask encoding and pictures, in a worker thread, timed as the `encode` stage."""
+    async def off_loop(func, *args):
+        """``func(*args)`` in a worker thread, off the event loop, timed as the `encode` stage (masks,
+        pictures, answers)."""
         def timed():
             with metrics.get().timed("encode"):
                 return func(*args)
@@ -98,18 +100,35 @@ class Segmenter:
     async def segment(self, image: Image, options: SegmentOptions) -> SegmentResponse:
         cut = self._checked_threshold(options)
         prepared, prob = await self._one(image, cut)
-        return SegmentResponse(**await self.encode(pipeline.finish, prepared, prob, cut, options))
+        return SegmentResponse(**await self.off_loop(pipeline.segment_fields, prepared, prob, cut, options))
 
     async def mask_png(self, image: Image, options: MaskRequest) -> bytes:
         cut = self.threshold(options)
         prepared, prob = await self._one(image, cut)
-        return await self.encode(pipeline.mask_picture, prepared, prob, cut, options.overlay)
+        return await self.off_loop(pipeline.mask_picture, prepared, prob, cut, options.overlay)
 
     async def tryon(self, image: Image, options: TryOnRequest) -> bytes:
         cut = self.threshold(options)
         prepared, prob = await self._one(image, cut)
         polish = Polish.parse(options.color, options.opacity, options.finish)
-        return await self.encode(pipeline.tryon_picture, prepared, prob, cut, polish, options.output_format)
+        return await self.off_loop(pipeline.tryon_picture, prepared, prob, cut, polish, options.output_format)
+
+    async def tensors(self, request: InferRequest) -> tuple[list[PreparedImage], list[np.ndarray], float]:
+        """An Open Inference Protocol request's images through decode (photos) or resize (pixels) and the
+        runner: (prepared images, model-size probabilities, the threshold to cut them at). A bad photo fails
+        the whole request, naming its index."""
+        cut = self.threshold(request)
+        if request.images is not None:
+            prepared = await self._prepare_many(request.images, self.settings.limits.max_batch_pixels)
+            bad = next(((i, p) for i, p in enumerate(prepared) if isinstance(p, ApiError)), None)
+            if bad is not None:
+                raise ApiError(bad[1].code, f"image {bad[0]}: {bad[1].message}")
+        else:
+            prep = (await self.runner.model_status()).model.preprocessing
+            prepared = [pipeline.prepare_pixels(px, prep) for px in request.pixels]
+        probs = await self.infer(prepared)
+        debug_outputs.keep(prepared, probs, cut, indexes=range(len(prepared)))  # photos only: pixels have none
+        return prepared, probs, cut
 
     async def batch(self, request: SegmentBatchRequest, request_id: str, started: float) -> SegmentBatchResponse:
         limits = self.settings.limits
@@ -128,13 +147,13 @@ class Segmenter:
         debug_outputs.keep(good, good_probs, cut, indexes=indexes)
         probs = iter(good_probs)
 
-        def finish_all():
+        def answers():
             return [error_body(p, started, request_id, self.brief, index=i) if isinstance(p, ApiError) else
-                    SegmentResponse(**pipeline.finish(p, next(probs), cut, request), request_id=request_id,
+                    SegmentResponse(**pipeline.segment_fields(p, next(probs), cut, request), request_id=request_id,
                                     model_info=self.brief)
                     for i, p in enumerate(prepared)]
 
-        results = await self.encode(finish_all)
+        results = await self.off_loop(answers)
         elapsed = ms_since(started)
         for r in results:
             r.processing_time_ms = elapsed

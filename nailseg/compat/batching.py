@@ -1,10 +1,9 @@
-"""A private patch of BentoML's adaptive batcher, guarded by the BentoML version it was verified with.
+"""A private patch of BentoML's adaptive batcher, behind compat's version gate (``VERIFIED``).
 
 ``cap_batch_wait`` replaces ``bentoml._internal.marshal.dispatcher.Optimizer.log_outbound``, a private
-method. It was read and measured against BentoML 1.4.40; on any other version the service refuses
-to start (a RuntimeError at import of the runner) rather than patch code it has not seen. To move to a
-new BentoML: read its dispatcher, re-run bench/ (single requests after a burst), then add the version
-to VERIFIED_BENTOML.
+method, read and measured against the BentoML in ``VERIFIED``; on any other version the runner refuses
+to start (``check_versions``) rather than patch code it has not seen. To move to a new BentoML: read its
+dispatcher, re-run bench/ (single requests after a burst), then add the version to ``VERIFIED``.
 """
 
 from __future__ import annotations
@@ -12,18 +11,7 @@ from __future__ import annotations
 import functools
 import inspect
 
-import bentoml
-
-VERIFIED_BENTOML = ("1.4.40",)
 _HOOK_PARAMS = ["self", "n", "wait", "duration"]
-
-
-def check_bentoml(version: str) -> None:
-    if version not in VERIFIED_BENTOML:
-        raise RuntimeError(
-            f"cap_batch_wait (nailseg/compat/batching.py) patches a private part of BentoML's batcher and was verified "
-            f"with BentoML {', '.join(VERIFIED_BENTOML)} only; this is BentoML {version}. Pin bentoml=="
-            f"{VERIFIED_BENTOML[-1]} or re-verify the patch and add {version} to VERIFIED_BENTOML.")
 
 
 def _check_hook(dispatcher) -> None:
@@ -43,8 +31,11 @@ def cap_batch_wait(cap_seconds: float) -> None:
     ``inference.max_batch_wait_ms`` (default 0) leaves batching opportunistic: batches form from
     requests that queue while the model is busy, and a lone request goes at once.
     """
-    check_bentoml(bentoml.__version__)
     from bentoml._internal.marshal import dispatcher
+
+    from nailseg.compat.versions import check_versions
+
+    check_versions()
 
     _check_hook(dispatcher)
     original = getattr(dispatcher.Optimizer.log_outbound, "__wrapped__", dispatcher.Optimizer.log_outbound)

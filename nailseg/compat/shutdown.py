@@ -122,11 +122,23 @@ def uvicorn_protocol(server) -> Callable[[], asyncio.Protocol] | None:
     return lambda: config.http_protocol_class(config=config, server_state=state, app_state=lifespan.state)
 
 
+def _serving_server():
+    """The server whose SIGTERM handler is installed: uvicorn's is its ``Server.handle_exit`` (its asyncio
+    ``servers`` exist only once it listens, so they are read on SIGTERM). A worker where that is not so is
+    refused (RuntimeError), rather than left to stop without refusing new connections first."""
+    handler = signal.getsignal(signal.SIGTERM)
+    server = getattr(handler, "__self__", None)
+    if server is None or getattr(handler, "__name__", None) != "handle_exit":
+        raise RuntimeError(f"the API worker's SIGTERM handler is {handler!r}, not uvicorn's Server.handle_exit: "
+                           "nailseg/compat/shutdown.py cannot stop it accepting first")
+    return server
+
+
 def api_stops_accepting_first() -> None:
     """For the API worker (in uvicorn): on SIGTERM the port refuses new connections at once, requests in
     flight finish, then uvicorn stops."""
     fd = _listening_fd()
-    uvicorn_server = getattr(signal.getsignal(signal.SIGTERM), "__self__", None)  # its handle_exit's server
+    uvicorn_server = _serving_server() if fd is not None else None
 
     def before(exit_now: Callable[[], None]) -> None:
         try:
@@ -136,8 +148,7 @@ def api_stops_accepting_first() -> None:
 
         def stop() -> None:
             if fd is not None and loop is not None:
-                servers = list(getattr(uvicorn_server, "servers", None) or [])
-                stop_listening(fd, servers, uvicorn_protocol(uvicorn_server))
+                stop_listening(fd, list(uvicorn_server.servers), uvicorn_protocol(uvicorn_server))
             elif fd is not None:
                 stop_listening(fd)
             if loop is None:

@@ -257,9 +257,8 @@ def _deflated_png(rows: np.ndarray, colour_type: int, up: bool, width: int | Non
     """An 8-bit PNG of ``rows`` (H, bytes a row), deflated by ISA-L (level 1), every row unfiltered or, with
     ``up``, filtered Up (the difference to the row above, computed by numpy).
 
-    Masks are long runs of 0 and 255, best left unfiltered: ISA-L deflates a 1024x768 one in ~70 us to
-    ~0.8 kB, where libpng (cv2.imencode) took ~2.1 ms for 2.1 kB, the largest cost of a /segment answer.
-    Photos (the try-on, overlays) filtered Up: a 12 MP one in ~80 ms to 5.2 MB, libpng ~220 ms to 6.2 MB.
+    Masks are long runs of 0 and 255, best left unfiltered; photos (the try-on, overlays) are filtered Up.
+    Both are smaller and cheaper than libpng's (cv2.imencode): docs/performance.md, bench/results/.
     """
     h, n = rows.shape
     framed = np.empty((h, n + 1), np.uint8)  # each row: its filter type, then its bytes

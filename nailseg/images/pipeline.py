@@ -1,4 +1,4 @@
-"""One image's way through the service, minus the model: prepare before, finish after.
+"""One image's way through the service, minus the model: prepare before, its answer's fields after.
 
 The API service, the evaluation script and the benchmark all use these functions.
 """
@@ -26,8 +26,8 @@ from nailseg.images.resize import resize_to_model
 from nailseg.model.spec import Preprocessing
 
 
-class FinishOptions(Protocol):
-    """What ``finish`` reads from a request (nailseg.api.schemas.SegmentOptions has these fields)."""
+class AnswerOptions(Protocol):
+    """What ``segment_fields`` reads from a request (nailseg.api.schemas.SegmentOptions has these fields)."""
 
     return_confidence: bool
     return_contours: bool
@@ -56,6 +56,11 @@ def _prepare_opened(raw: bytes, img: Image.Image, prep: Preprocessing) -> Prepar
 def prepare(image_data: str, prep: Preprocessing, max_pixels: int) -> PreparedImage:
     """base64 text -> decoded, validated, resized image (raises ApiError on bad input)."""
     return prepare_bytes(decode_base64(image_data), prep, max_pixels)
+
+
+def prepare_pixels(rgb: np.ndarray, prep: Preprocessing) -> PreparedImage:
+    """Decoded RGB (uint8 [H, W, 3]) resized to the model; it has no encoded photo."""
+    return PreparedImage(size=rgb.shape[:2], model_input=resize_to_model(rgb, prep.image_size), raw=b"")
 
 
 def prepare_many(images: list[str | bytes], prep: Preprocessing, max_pixels: int,
@@ -117,7 +122,7 @@ def tryon_picture(prepared: PreparedImage, prob: np.ndarray, threshold: float, p
     return encode_jpeg(painted) if output_format == "jpeg" else encode_png(painted)
 
 
-def finish(prepared: PreparedImage, prob: np.ndarray, threshold: float, options: FinishOptions) -> dict:
+def segment_fields(prepared: PreparedImage, prob: np.ndarray, threshold: float, options: AnswerOptions) -> dict:
     """The segmentation fields of a response (mask, and what the options ask for)."""
     full, mask = mask_for(prepared, prob, threshold)
     return {

@@ -31,8 +31,8 @@ STRIPE_OFFSET, STRIPE_WIDTH, STRIPE_LENGTH = 0.22, 0.09, 0.38  # of the nail's w
 @dataclass(frozen=True)
 class Polish:
     colour: tuple[int, int, int]  # RGB
-    opacity: float = 0.85
-    finish: Finish = "gloss"
+    opacity: float  # the defaults are the request model's (nailseg/api/schemas.py's TryOnRequest)
+    finish: Finish
 
     @classmethod
     def parse(cls, hex_colour: str, opacity: float, finish: Finish) -> Polish:

@@ -1,10 +1,10 @@
 """The guard: ASGI layers in front of the API's handlers, one job each, in this order:
 
 0. ``NoSniff`` (headers.py): ``X-Content-Type-Options: nosniff`` on every answer; it wraps BentoML's
-   whole app (nailseg/compat/asgi.py), outside CORS and the metrics, so it is not among ``layers``;
+   whole app (nailseg/compat/whole_app.py), outside CORS and the metrics, so it is not among ``layers``;
 
 1. ``RequestIds`` (request_id.py): an id for every request, on every answer and in error logs;
-2. ``ErrorShape`` (errors.py): foreign error answers (404, 405, BentoML's) rewritten into our shape;
+2. ``ErrorShape`` (error_shape.py): foreign error answers (404, 405, BentoML's) rewritten into our shape;
 3. ``Access`` (auth.py): API and admin keys (401/403);
 4. ``Admission`` (limits.py): the per-client rate limit (429), a full in-flight cap (503), before the body;
 5. ``Validation`` (validation.py): body size (413), media type (415), JSON and forms (400/422);
@@ -21,7 +21,7 @@ from pydantic import BaseModel
 
 from nailseg.api.guard.asgi import state
 from nailseg.api.guard.auth import Access, AccessPolicy
-from nailseg.api.guard.errors import ErrorShape, Refusals
+from nailseg.api.guard.error_shape import ErrorShape, Refusals
 from nailseg.api.guard.limits import Admission, InflightCap, InflightImages, RateLimiter
 from nailseg.api.guard.request_id import RequestIds
 from nailseg.api.guard.validation import Validation

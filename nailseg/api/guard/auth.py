@@ -16,7 +16,7 @@ from pathlib import Path, PurePath
 from typing import Iterable
 
 from nailseg.api.guard.asgi import Receive, Scope, Send, state
-from nailseg.api.guard.errors import Refusals
+from nailseg.api.guard.error_shape import Refusals
 from nailseg.config import ConfigError, SecuritySettings
 from nailseg.errors import ErrorCode
 

@@ -1,7 +1,7 @@
 """Headers on every answer (OWASP): ``X-Content-Type-Options: nosniff``, so that no browser reads an
 answer as another media type than the one it says (a JSON error or a PNG never runs as HTML or script).
 
-``NoSniff`` wraps BentoML's whole ASGI app (nailseg/compat/asgi.py), outside BentoML's metrics and
+``NoSniff`` wraps BentoML's whole ASGI app (nailseg/compat/whole_app.py), outside BentoML's metrics and
 CORS layers, its 500s (Starlette's ``ServerErrorMiddleware``) and 504s, and every layer of the guard:
 their answers, the probes, ``/metrics``, ``/docs.json`` and unknown paths carry it too.
 """

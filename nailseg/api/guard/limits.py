@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Callable, Container
 
 from nailseg.api.guard.asgi import Receive, Scope, Send, state
-from nailseg.api.guard.errors import Refusals
+from nailseg.api.guard.error_shape import Refusals
 from nailseg.errors import ErrorCode
 
 MAX_CLIENTS = 10_000  # buckets kept; the least recently seen go first (an idle bucket is full anyway)

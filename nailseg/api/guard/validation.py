@@ -2,9 +2,9 @@
 the media type (415), JSON bodies against their route's request model and multipart forms against their
 options model (400/422, with field details, in our error shape).
 
-A JSON body is parsed once, here: the validated request goes to the handler in the request's state
-(``validated_request``), and BentoML's own parser is handed an empty object, so the body is not parsed
-a second time. The handlers' parameters still declare every field, for BentoML's schema and its client.
+A JSON body is parsed once, here: the validated request (a form's options too) goes to the handler
+through the request's state (``validated_request``, read by nailseg/api/endpoints.py), and BentoML's
+own parser is handed an empty object, so the body is not parsed a second time.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any, Callable, Container
 from pydantic import BaseModel, ValidationError
 
 from nailseg.api.guard.asgi import Message, Receive, Scope, Send, header, state
-from nailseg.api.guard.errors import Refusals
+from nailseg.api.guard.error_shape import Refusals
 from nailseg.api.guard.forms import check_form
 from nailseg.errors import ErrorCode
 
@@ -34,7 +34,7 @@ class InvalidBody(Exception):
 
 
 def validated_request(scope: Scope) -> BaseModel:
-    """The request model validated for this request (in a handler: ``validated_request(ctx.request.scope)``)."""
+    """The request model (a JSON body, a form's options, an infer body) validated for this request."""
     return state(scope)["body"]
 
 
@@ -69,7 +69,8 @@ class Validation:
                                     (b"content-type", b"application/json"),
                                     (b"content-length", str(len(body)).encode())]
         elif problem is None:
-            problem = await check_form(body, scope["headers"], form)
+            problem, options = await check_form(body, scope["headers"], form)
+            state(scope)["body"] = options
         if problem is not None:
             return await self.refusals.send(scope, send, *problem)
         await self.app(scope, _replay(body), send)

@@ -21,7 +21,7 @@ def around_whole_app() -> None:
 
     original = getattr(Service, "to_asgi", None)
     if not callable(original):
-        raise RuntimeError("_bentoml_sdk.Service.to_asgi is gone: nailseg/compat/asgi.py cannot wrap it")
+        raise RuntimeError("_bentoml_sdk.Service.to_asgi is gone: nailseg/compat/whole_app.py cannot wrap it")
     if getattr(original, "around_whole_app", False):
         return
 

@@ -1,7 +1,10 @@
-"""A real `bentoml serve .` for end-to-end tests: own BENTOML_HOME, free port, bounded start and stop."""
+"""A real `bentoml serve .` for end-to-end tests: own BENTOML_HOME, free port, bounded start and stop; the
+bundled model's server as the shared fixtures configure it (``start_server``); polling (``wait_for``);
+one raw connection (``new_connection``)."""
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
@@ -16,7 +19,7 @@ from typing import Iterator
 
 import httpx
 import pytest
-from conftest import ROOT
+from conftest import ROOT, example_photos, require_bundled
 
 BIN = Path(sys.executable).parent
 START_TIMEOUT_S = 240
@@ -119,3 +122,54 @@ def serving(env: dict[str, str], ready: bool = True) -> Iterator[Server]:
         yield server
     finally:
         server.stop(30)
+
+
+MAX_BODY_MB = 2
+MAX_BATCH = 4
+
+
+def start_server(tmp_path_factory, **settings: str):
+    """Import the bundled model into a fresh store, serve it, yield a Server, stop it (a fixture's body).
+
+    ``settings`` are extra environment variables (``UNET_...``) for servers configured otherwise.
+    """
+    env = serve_env(tmp_path_factory.mktemp("bentoml_home"), **{
+        "UNET_LIMITS_MAX_BODY_MB": str(MAX_BODY_MB), "UNET_LIMITS_MAX_BATCH_IMAGES": str(MAX_BATCH),
+        "UNET_LIMITS_MAX_IMAGE_PIXELS": "4000000", "UNET_HEALTH_HEALTH_CHECK_INTERVAL": "0",
+        "UNET_LIMITS_MAX_BATCH_PIXELS": "6000000", **settings})
+    assert "imported unet:" in run_import(env, require_bundled())
+    with serving(env) as server:
+        yield server
+
+
+def wait_for(condition, timeout_s: float, every_s: float = 0.2, what: str = "the condition"):
+    """Poll ``condition()`` until it is truthy (its value is returned); fail after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what} did not hold within {timeout_s:.0f} s")
+        time.sleep(every_s)
+
+
+PHOTO = base64.b64encode(example_photos()[0][0].read_bytes()).decode()
+
+
+def new_connection(port: int) -> int | str:
+    """One fresh connection sending one /segment: its HTTP status, "refused", "reset" or "no answer"."""
+    body = json.dumps({"image_data": PHOTO}).encode()
+    request = (b"POST /api/unet/segment HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+               b"Connection: close\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=60) as conn:
+            conn.sendall(request)
+            answer = b"".join(iter(lambda: conn.recv(65536), b""))
+    except ConnectionRefusedError:
+        return "refused"
+    except (ConnectionResetError, BrokenPipeError):
+        return "reset"
+    except socket.timeout:
+        return "no answer"
+    return int(answer.split(b" ", 2)[1]) if answer.startswith(b"HTTP/1.1 ") else "no answer"

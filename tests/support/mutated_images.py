@@ -1,7 +1,8 @@
 """Small real image files of every kind the service accepts, and seeded ways to damage them.
 
 Shared by the property-based tests of the decode path (tests/test_fuzz_decode.py) and the
-end-to-end run of the same mutated corpus against a real server (tests/test_e2e_mutated.py).
+end-to-end runs of the same mutated corpus against a real server (tests/test_e2e_mutated.py,
+tests/test_e2e_oip.py), with what the decode path says of each file in-process (``expected``).
 """
 
 from __future__ import annotations
@@ -14,6 +15,10 @@ from collections.abc import Callable
 
 import numpy as np
 from PIL import Image
+
+from nailseg.errors import ApiError
+from nailseg.images.pipeline import prepare_bytes
+from nailseg.model.spec import Preprocessing
 
 W, H = 40, 24  # stored size of every seed file (the EXIF-rotated ones display as H x W)
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -194,3 +199,14 @@ def mutated_corpus(count: int, seed: int = 11) -> list[tuple[str, bytes]]:
         what, raw = MUTATIONS[kind](rng, seeds[name][0])
         out.append((f"{name}: {what}", raw))
     return out
+
+
+SERVER_PIXEL_LIMIT = 4_000_000  # UNET_LIMITS_MAX_IMAGE_PIXELS of the shared server (support/server.py)
+
+
+def expected(raw: bytes) -> tuple[int, int] | str:
+    """What the service's own decode path says in-process: the mask's (height, width) or an error code."""
+    try:
+        return prepare_bytes(raw, Preprocessing(image_size=(32, 32)), SERVER_PIXEL_LIMIT).size
+    except ApiError as e:
+        return e.code.value
