@@ -16,12 +16,12 @@ import numpy as np
 import pytest
 import torch
 from conftest import EXAMPLES, ROOT
-from e2e_server import serving
+from support.server import serving
 
 from nailseg.inference.hardware import GPU_IMAGE, openvino_available
 from nailseg.inference.normalize import to_tensor
 
-pytestmark = pytest.mark.skipif(not openvino_available(), reason="openvino not installed")
+pytestmark = [pytest.mark.e2e, pytest.mark.skipif(not openvino_available(), reason="openvino not installed")]
 
 NO_TORCH = "import sys; sys.modules['torch'] = None  # `import torch` fails from here on\n"
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 from conftest import make_synthetic_dataset
 
@@ -50,6 +51,7 @@ def _config(tmp_path, data, **extra) -> TrainConfig:
                        batch_size=4, lr=1e-2, bf16=False, negative_share=0.25, save_every=2, **extra)
 
 
+@pytest.mark.slow
 def test_a_stopped_run_resumed_ends_where_an_unbroken_one_does(tmp_path):
     torch.set_num_threads(1)  # the same order of float sums in both runs
     data = make_synthetic_dataset(tmp_path / "data", counts=(12, 4, 4))
