@@ -13,10 +13,12 @@ import functools
 import hashlib
 import json
 import re
+import typing
 from pathlib import Path
 
 import numpy as np
 
+from nailseg.api.schemas import TryOnRequest
 from nailseg.images.postprocess import heatmap
 
 PAGE = Path(__file__).with_name("demo.html")
@@ -33,8 +35,21 @@ def page() -> str:
     levels = (np.arange(256, dtype=np.float32) / 255)[None, :]
     lut = heatmap(levels)[0].tolist()  # index i: the colour of probability i / 255
     html = PAGE.read_text()
-    assert LUT_MARK in html, f"{PAGE} lost its {LUT_MARK} mark"
-    return html.replace(LUT_MARK, json.dumps(lut, separators=(",", ":")))
+    for mark in (LUT_MARK, "__FINISH_OPTIONS__", "__OPACITY__"):
+        assert mark in html, f"{PAGE} lost its {mark} mark"
+    return (html.replace(LUT_MARK, json.dumps(lut, separators=(",", ":")))
+            .replace("__FINISH_OPTIONS__", _finish_options()).replace("__OPACITY__", f"{_default('opacity'):g}"))
+
+
+def _default(name: str):
+    """The try-on's default for ``name``: written once, in TryOnRequest."""
+    return TryOnRequest.model_fields[name].default
+
+
+def _finish_options() -> str:
+    finishes = typing.get_args(TryOnRequest.model_fields["finish"].annotation)
+    return "".join(f'<option value="{f}"{" selected" if f == _default("finish") else ""}>{f}</option>'
+                   for f in finishes)
 
 
 def _sha256(text: str) -> str:
