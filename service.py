@@ -76,7 +76,7 @@ for layer, options in guard.layers(
     access=AccessPolicy.from_settings(settings.security, admin_paths=[r.path for r in ROUTES.values() if r.admin],
                                       debug_paths=[r.path for r in ROUTES.values() if r.debug]),
     rate_limit=RateLimiter(settings.limits.rate_limit_per_minute, settings.limits.rate_limit_burst),
-    inflight=InflightImages(settings.max_inflight_images),
+    inflight=InflightImages(settings.max_inflight_images, on_change=lambda n: metrics.get().inflight.set(n)),
     image_paths=PathSet(lambda route: route.images),
     infer=PathSet(lambda route: route.infer),
     parse_infer=parse_infer(settings.max_body_bytes, settings.limits.max_batch_images, settings.limits.max_image_pixels),

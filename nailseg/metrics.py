@@ -10,6 +10,7 @@ made on first use (``get()``), inside a worker, never at import time.
 | unet_requests_total | counter | endpoint, code (error code or OK) | API (RequestMetrics) |
 | unet_images_total | counter | endpoint | API: images segmented |
 | unet_stage_seconds | histogram | stage (decode, runner, encode) | API |
+| unet_inflight_images | gauge | | API: images being worked on now (summed over workers) |
 | unet_batch_size | histogram | | runner: images per model call |
 | unet_inference_seconds | histogram | | runner: one model call |
 | unet_pool_utilization | gauge | | runner: buffer slots in use / capacity |
@@ -47,6 +48,8 @@ class Metrics:
         self.batch_size = Histogram("unet_batch_size", "images per model call in the runner",
                                     buckets=(1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64))
         self.inference = Histogram("unet_inference_seconds", "one model call in the runner", buckets=_SECONDS)
+        self.inflight = Gauge("unet_inflight_images", "images the API works on now (limits.max_inflight_images)",
+                              multiprocess_mode="livesum")
         self.pool = Gauge("unet_pool_utilization", "runner buffer slots in use / capacity", multiprocess_mode="livemax")
         self.model_info = Gauge("unet_model_info", "the model the runner serves (1; 0 for one it served before)",
                                 ["tag", "backend", "precision", "device"], multiprocess_mode="livemax")

@@ -20,7 +20,8 @@ import pytest
 import torch
 import yaml
 from conftest import example_photos, randomised_model, users_checkpoint
-from support.server import PHOTO, Server, new_connection, run_import, serve_env, serving, wait_for
+from support.server import (PHOTO, Server, inflight_images, new_connection, run_import, serve_env, serving,
+                            wait_for)
 from safetensors.torch import load_file, save_file
 
 pytestmark = pytest.mark.e2e
@@ -219,7 +220,9 @@ def test_sigterm_finishes_requests_in_flight_then_frees_the_port(server):
     photos = [{"image_data": PHOTO}] * 4
     with concurrent.futures.ThreadPoolExecutor(6) as pool:
         in_flight = [pool.submit(server.post, "/api/unet/segment-batch", {"images": photos}) for _ in range(6)]
-        time.sleep(1.5)  # all six are being served (nothing outside the API says so without a request of its own)
+        # SIGTERM once the API works on them (or, on a fast machine, has answered them all already)
+        wait_for(lambda: inflight_images(server) > 0 or all(f.done() for f in in_flight), 60, every_s=0.02,
+                 what="requests in flight")
         server.proc.send_signal(signal.SIGTERM)  # what Kubernetes sends to the container's process
         after = collections.Counter(new_connection(server.port) for _ in range(300))  # at once, in a tight loop
         there = os.path.exists(runner_socket)

@@ -7,14 +7,13 @@ import collections
 import concurrent.futures
 import re
 import signal
-import time
 
 import psutil
 import pytest
 import torch
 from conftest import randomised_model, users_checkpoint
 from support.server import run_import, serve_env, serving
-from support.server import PHOTO, new_connection
+from support.server import PHOTO, inflight_images, new_connection, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -57,7 +56,9 @@ def test_sigterm_drains_every_worker(two_workers):
     photos = [{"image_data": PHOTO}] * 4
     with concurrent.futures.ThreadPoolExecutor(6) as pool:
         in_flight = [pool.submit(two_workers.post, "/api/unet/segment-batch", {"images": photos}) for _ in range(6)]
-        time.sleep(1.5)
+        # SIGTERM once the API works on them (or, on a fast machine, has answered them all already)
+        wait_for(lambda: inflight_images(two_workers) > 0 or all(f.done() for f in in_flight), 60, every_s=0.02,
+                 what="requests in flight")
         two_workers.proc.send_signal(signal.SIGTERM)
         after = collections.Counter(new_connection(two_workers.port) for _ in range(200))
         statuses = [f.result(timeout=150).status_code for f in in_flight]

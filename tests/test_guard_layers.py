@@ -124,7 +124,8 @@ def test_admission_rate_limits_and_refuses_a_full_cap_before_the_body():
 
 
 def test_inflight_cap_holds_the_requests_images_while_it_is_served():
-    inflight, during = InflightImages(4), []
+    gauge: list[int] = []  # what the unet_inflight_images gauge is set to
+    inflight, during = InflightImages(4, on_change=gauge.append), []
 
     async def app(scope, receive, send):
         during.append(inflight.count)
@@ -141,3 +142,4 @@ def test_inflight_cap_holds_the_requests_images_while_it_is_served():
 
     asyncio.run(run())
     assert during == [3] and inflight.count == 0
+    assert gauge == [3, 0]

@@ -8,6 +8,7 @@ import base64
 import contextlib
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -155,6 +156,12 @@ def wait_for(condition, timeout_s: float, every_s: float = 0.2, what: str = "the
 
 
 PHOTO = base64.b64encode(example_photos()[0][0].read_bytes()).decode()
+
+
+def inflight_images(server: Server) -> float:
+    """The API's ``unet_inflight_images`` gauge: images being worked on now, summed over its workers."""
+    found = re.search(r"^unet_inflight_images ([0-9.e+]+)$", server.get("/metrics").text, re.M)
+    return float(found.group(1)) if found else 0.0
 
 
 def new_connection(port: int) -> int | str:

@@ -69,9 +69,10 @@ class InflightImages:
 
     RETRY_AFTER_S = 1
 
-    def __init__(self, limit: int):
+    def __init__(self, limit: int, on_change: Callable[[int], None] | None = None):
         self.limit = limit
         self.count = 0
+        self.on_change = on_change  # told the new count (the service's unet_inflight_images gauge)
 
     def full(self) -> bool:
         return self.count >= self.limit
@@ -80,10 +81,14 @@ class InflightImages:
         if self.count and self.count + n > self.limit:
             return False
         self.count += n
+        if self.on_change is not None:
+            self.on_change(self.count)
         return True
 
     def release(self, n: int) -> None:
         self.count -= n
+        if self.on_change is not None:
+            self.on_change(self.count)
 
 
 def client_of(scope: Scope) -> str:
