@@ -32,6 +32,7 @@ from nailseg.api.answers import answer, error_body, json_response
 from nailseg.api.deps import Call, Deps
 from nailseg.api.guard.asgi import Scope, state
 from nailseg.api.guard.forms import FILE_FIELD
+from nailseg.api.guard.validation import validated_request
 from nailseg.api.routes import OIP_PREFIX, PREFIX, ROUTES, Route, served
 from nailseg.api.schemas import ErrorDetail, ErrorResponse
 from nailseg.errors import ApiError
@@ -102,7 +103,7 @@ def api_method(route: Route):
         call = _call(ctx.request.scope, ctx.request.headers)
         photo = (fields[FILE_FIELD],) if route.form is not None else ()
         try:
-            body, status = await handler(deps, *photo, state(ctx.request.scope)["body"], call), 200
+            body, status = await handler(deps, *photo, validated_request(ctx.request.scope), call), 200
         except ApiError as e:
             body, status = error_body(e, call.started, call.request_id, deps.brief), e.status
         ctx.response.status_code = status
@@ -126,7 +127,7 @@ def _endpoint(route: Route, deps: Deps):
     handler = HANDLERS[route.name]
     if route.infer:
         async def endpoint(request: Request) -> Response:
-            return await handler(deps, request, state(request.scope)["body"], _call(request.scope, request.headers))
+            return await handler(deps, request, validated_request(request.scope), _call(request.scope, request.headers))
     else:
         async def endpoint(request: Request) -> Response:
             return await handler(deps, request)

@@ -3,8 +3,8 @@ the media type (415), JSON bodies against their route's request model and multip
 options model (400/422, with field details, in our error shape).
 
 A JSON body is parsed once, here: the validated request (a form's options too) goes to the handler
-through the request's state (``validated_request``, read by nailseg/api/endpoints.py), and BentoML's
-own parser is handed an empty object, so the body is not parsed a second time.
+through the request's state (``validated_request``, which nailseg/api/endpoints.py hands to each
+handler), and BentoML's own parser is handed an empty object, so the body is not parsed a second time.
 """
 
 from __future__ import annotations
