@@ -6,7 +6,6 @@ import base64
 import concurrent.futures
 import io
 import socket
-import time
 from pathlib import Path
 
 import bentoml
@@ -16,7 +15,7 @@ import numpy as np
 import pytest
 from conftest import BUNDLED_MIN_DICE, dice, example_photos, require_bundled
 from support.checks import assert_error, b64, png_array
-from support.server import MAX_BATCH, MAX_BODY_MB, run_import
+from support.server import MAX_BATCH, MAX_BODY_MB, inflight_images, run_import, wait_for
 from PIL import Image
 
 from nailseg.inference.hardware import cpu_bf16_flags
@@ -297,7 +296,8 @@ def test_reload_does_not_fail_requests_in_flight(server):
 
     with concurrent.futures.ThreadPoolExecutor(6) as pool:
         futures = [pool.submit(segment, i) for i in range(12)]
-        time.sleep(0.2)
+        wait_for(lambda: inflight_images(server) > 0 or all(f.done() for f in futures), 60, every_s=0.02,
+                 what="requests in flight")
         init = server.post("/api/unet/initialize", {"force_reload": True, "warm_up": True})
         statuses = [f.result() for f in futures]
     assert init.status_code == 200 and init.json()["success"] and init.json()["initialization_time_ms"] > 0
