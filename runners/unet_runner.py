@@ -6,7 +6,7 @@ arrays reach it, so one bad request can never fail a batch that holds others.
 
 The API's workers import this module too (``bentoml.depends`` needs the class), so the engine is imported
 inside the class, in the runner's process only. On a CPU with OpenVINO the runner needs no torch
-(nailseg/inference/start.py): it serves the store entry's IR.
+(nailseg/inference/build.py): it serves the store entry's IR.
 """
 
 from __future__ import annotations
@@ -100,7 +100,7 @@ class UNetRunner:
         Requests in flight keep the engine they started with; the old one is freed when they finish.
         Returns the seconds it took.
         """
-        from nailseg.inference.start import engine_from_settings
+        from nailseg.inference.build import engine_from_settings
         from nailseg.store.load import load_stored
 
         started = time.perf_counter()

@@ -96,7 +96,7 @@ def test_the_cpu_runner_serves_the_ir_without_torch_with_the_torch_paths_probabi
 REFUSE = NO_TORCH + """
 import sys
 from nailseg.config import load_settings
-from nailseg.inference.start import engine_from_settings
+from nailseg.inference.build import engine_from_settings
 from nailseg.store.load import load_stored
 
 loaded = load_stored()

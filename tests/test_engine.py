@@ -13,7 +13,7 @@ from nailseg.config import load_settings
 from nailseg.inference.backends import TorchBackend, openvino_backend
 from nailseg.inference.engine import InferenceEngine
 from nailseg.inference.hardware import openvino_available, resolve_backend
-from nailseg.inference.start import build_engine
+from nailseg.inference.build import build_engine
 from nailseg.inference.normalize import to_tensor
 from nailseg.model.spec import Preprocessing
 from nailseg.store.quantize import nncf_available

@@ -23,7 +23,7 @@ from nailseg.inference import hardware, trial
 from nailseg.inference.agreement import Agreement
 from nailseg.inference.hardware import openvino_available
 from nailseg.inference.ir import GATE_PHOTOS, INT8_FAILED_XML, INT8_XML
-from nailseg.inference.start import engine_from_settings
+from nailseg.inference.build import engine_from_settings
 from nailseg.inference.precision import resolve_precision
 from nailseg.model.checkpoint import read_checkpoint
 from nailseg.model.spec import Int8Gate, Preprocessing

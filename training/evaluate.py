@@ -29,7 +29,7 @@ from nailseg.images import pipeline
 from nailseg.inference.backends import export_openvino
 from nailseg.inference.engine import InferenceEngine
 from nailseg.inference.hardware import resolve_device
-from nailseg.inference.start import engine_from_settings
+from nailseg.inference.build import engine_from_settings
 from nailseg.model.checkpoint import CheckpointError, read_checkpoint
 from nailseg.store.importer import preprocessing_for
 from nailseg.store.quantize import (
