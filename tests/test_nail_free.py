@@ -10,9 +10,9 @@ from conftest import DATA, ROOT, require_bundled
 from nailseg.config import load_settings
 from training.data import read_mask, read_split
 from training.evaluate import engine_for, predict_mask
+from training.negatives import FALSE_NAIL_SHARE as MARKED
 
 NAIL_FREE = ROOT / "tests" / "data" / "nail_free"
-MARKED = 0.001  # a photo "has nails" when more than 0.1% of its pixels are marked
 MAX_MARKED_PHOTOS = 0.02  # the goal: at most 2% of nail-free photos
 
 pytestmark = pytest.mark.slow  # the served precision: int8 quantized in-process first

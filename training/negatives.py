@@ -10,6 +10,8 @@ import numpy as np
 
 from training.data import read_rgb
 
+FALSE_NAIL_SHARE = 0.001  # a nail-free picture "has nails" when more than 0.1% of its pixels are marked
+
 # Colours a nail-free picture is likely to hold and a model likely to mistake: skin, polish, greys, wood.
 CONFUSING_COLOURS = np.array([
     (224, 172, 150), (198, 134, 110), (141, 85, 60), (255, 219, 200), (200, 20, 60), (230, 120, 150),

@@ -25,19 +25,19 @@ import cv2
 import numpy as np
 
 from nailseg.config import load_settings
-from nailseg.images import pipeline
+from nailseg.images import pipeline, postprocess
 from training.data import read_mask, read_split
 from training.evaluate import engine_for
+from training.negatives import FALSE_NAIL_SHARE
 
 THRESHOLDS = (0.4, 0.5, 0.6)
-FALSE_NAIL_SHARE = 0.001  # a photo "has nails" when more than 0.1% of its pixels are marked
 # nail area as a share of the photo: below SMALL a nail is small (a wide shot), above LARGE large (a close-up)
 SMALL, LARGE = 0.002, 0.01
 
 
 def probability(engine, raw: bytes, max_pixels: int) -> np.ndarray:
     prepared = pipeline.prepare_bytes(raw, engine.prep, max_pixels)
-    return pipeline.mask_for(prepared, engine.infer(prepared.model_input[None])[0], 0.5)[0]
+    return postprocess.probability_at(engine.infer(prepared.model_input[None])[0], *prepared.size)
 
 
 def size_bucket(share: float) -> str:

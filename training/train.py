@@ -20,12 +20,12 @@ from tqdm import tqdm
 
 from nailseg.inference.hardware import cpu_has_fast_bf16
 from nailseg.inference.normalize import to_tensor
-from nailseg.model.checkpoint import read_checkpoint
+from nailseg.model.checkpoint import file_sha256, read_checkpoint
 from nailseg.model.spec import PRESETS, Architecture, Preprocessing
 from nailseg.model.unet import AttentionUNet
 from training.checkpoints import CheckpointWriter, checkpoint_payload
 from training.data import Augmenter, AugmentName, load_at_size, read_mask, read_rgb, read_split
-from training.negatives import NegativeSampler, read_photos, synthetic
+from training.negatives import FALSE_NAIL_SHARE, NegativeSampler, read_photos, synthetic
 
 log = logging.getLogger("training")
 
@@ -99,7 +99,6 @@ def validate(model: AttentionUNet, images: np.ndarray, masks: np.ndarray, prep: 
 
 
 NEGATIVE_TOP_FRACTION = 0.01  # a nail-free picture's loss also looks at its most nail-like 1% of pixels
-FALSE_NAIL_SHARE = 0.001  # a nail-free picture "has nails" when more than 0.1% of its pixels are marked
 
 
 def training_loss(logits: torch.Tensor, target: torch.Tensor, negative: torch.Tensor) -> torch.Tensor:
@@ -204,7 +203,7 @@ def train(cfg: TrainConfig) -> Path:
 
     soft = None
     if cfg.teacher is not None:
-        soft = teacher_maps(cfg.teacher, train_x, prep, device, autocast, cfg.out / "teacher_maps.npy")
+        soft = teacher_maps(cfg.teacher, train_x, prep, device, autocast, cfg.out / f"teacher_maps_{file_sha256(cfg.teacher)[:12]}.npy")
         log.info("distilling %s (flip-averaged) at weight %.2f", cfg.teacher, cfg.distill_weight)
     generators = {name: np.random.default_rng([cfg.seed, i]) for i, name in enumerate(("order", "augment", "neg"))}
     negatives = None
